@@ -1,0 +1,77 @@
+"""The TFX pipeline built from a config: CsvExampleGen -> ... -> Pusher.
+
+User code is referenced by dotted path (`transforms.preprocessing.preprocessing_fn`, `components.trainer.run_fn`)
+from this installed package, so TFX needs no module-file wheel staged into the pipeline root.
+"""
+import os
+
+from tfx import v1 as tfx
+from tfx.orchestration import metadata
+
+from components.anomaly_gate import AnomalyGate
+from components.evaluator import eval_config
+from transforms.preprocessing import custom_config
+
+# ExampleGen hashes each example into one of 100 buckets: the same rows always land in the same split.
+SPLIT_BUCKETS = 100
+
+
+def pipeline_root(config) -> str:
+    return os.path.join(config.run_path, 'pipeline_root')
+
+
+def metadata_path(config) -> str:
+    return os.path.join(config.run_path, 'metadata.sqlite')
+
+
+def model_push_dir(config) -> str:
+    """`<push_dir>/<model_name>`: TF Serving's model base path; Pusher adds `<version>/`."""
+    return os.path.join(config.push_path, config.serving.model_name)
+
+
+def create_pipeline(config, n_classes: int) -> tfx.dsl.Pipeline:
+    eval_buckets = max(1, round(SPLIT_BUCKETS * config.data.eval_fraction))
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=os.path.dirname(config.csv_pattern),
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name='all', pattern=os.path.basename(config.csv_pattern))]),
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+            tfx.proto.SplitConfig.Split(name='train', hash_buckets=SPLIT_BUCKETS - eval_buckets),
+            tfx.proto.SplitConfig.Split(name='eval', hash_buckets=eval_buckets)])))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+    if os.path.exists(config.frozen_schema_path):
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=config.frozen_schema_path)
+    else:
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs['statistics'], infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs['anomalies'])
+    user_config = custom_config(config)
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs['examples'], schema=schema_gen.outputs['schema'],
+        preprocessing_fn='transforms.preprocessing.preprocessing_fn', custom_config=user_config)
+    transform.add_upstream_node(anomaly_gate)
+    trainer = tfx.components.Trainer(
+        run_fn='components.trainer.run_fn',
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=schema_gen.outputs['schema'],
+        train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
+        custom_config=user_config)
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
+        eval_config=eval_config(config, n_classes))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=model_push_dir(config))))
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=pipeline_root(config),
+        components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate, transform,
+                    trainer, evaluator, pusher],
+        enable_cache=True,
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(metadata_path(config)),
+        beam_pipeline_args=list(config.beam.args))

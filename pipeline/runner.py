@@ -1,0 +1,117 @@
+"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner, MLMD in SQLite, with progress and a summary.
+
+Progress comes from LocalDagRunner's own log lines ("Component X is running/finished"); the full TFX, Beam
+and TensorFlow log goes to `<run_dir>/run.log` so the terminal shows only what a person follows.
+"""
+import logging
+import os
+import shutil
+import time
+from typing import Callable, Dict, Optional
+
+from tfx import v1 as tfx
+
+from components.anomaly_gate import DataAnomaliesError
+from components.trainer import CURVES_FILE
+from pipeline.csv_checks import DataError, check_csv_files
+from pipeline.pipeline import create_pipeline
+from pipeline.summary import format_summary, summarize, write_summary
+
+
+class PipelineFailed(Exception):
+    """A component failed; names the component and where its log is."""
+
+
+class _Progress(logging.Handler):
+    """Turns LocalDagRunner's log lines into one line per component start and finish."""
+
+    def __init__(self, echo: Callable[[str], None]):
+        super().__init__(logging.INFO)
+        self.echo = echo
+        self.current: Optional[str] = None
+        self.started = 0.0
+        self.index = 0
+
+    def emit(self, record):
+        if record.msg == 'Component %s is running.':
+            self.current, self.started = record.args[0], time.time()
+            self.index += 1
+            self.echo(f'[{self.index}] {self.current:<18} started {time.strftime("%H:%M:%S")}')
+        elif record.msg == 'Component %s is finished.':
+            self.echo(f'[{self.index}] {record.args[0]:<18} done in {time.time() - self.started:.1f}s')
+            self.current = None
+
+
+def _route_logs(log_path: str, progress: _Progress):
+    """Sends absl (TFX) and Python logging to the run log; only progress reaches the terminal."""
+    file_handler = logging.FileHandler(log_path)
+    file_handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s'))
+    absl_logger = logging.getLogger('absl')
+    root = logging.getLogger()
+    saved = (absl_logger.level, absl_logger.propagate, list(root.handlers), root.level)
+    absl_logger.setLevel(logging.INFO)
+    absl_logger.propagate = False
+    absl_logger.addHandler(file_handler)
+    absl_logger.addHandler(progress)
+    root.handlers = [file_handler]
+    root.setLevel(logging.INFO)
+
+    def restore():
+        absl_logger.removeHandler(file_handler)
+        absl_logger.removeHandler(progress)
+        absl_logger.setLevel(saved[0])
+        absl_logger.propagate = saved[1]
+        root.handlers = saved[2]
+        root.setLevel(saved[3])
+        file_handler.close()
+    return restore
+
+
+def _anomalies_in(error: BaseException) -> Optional[DataAnomaliesError]:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, DataAnomaliesError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
+    """Checks the CSV, runs every component, and returns the run summary (also written to summary.json)."""
+    label_counts = check_csv_files(config.csv_files, config.label.column, config.label.type)
+    if config.label.classes and set(config.label.classes) != set(label_counts):
+        raise DataError(f'label.classes {config.label.classes} differ from the values of column '
+                        f'{config.label.column!r} in the data {sorted(label_counts)}; make them match')
+    os.makedirs(config.run_path, exist_ok=True)
+    log_path = os.path.join(config.run_path, 'run.log')
+    progress = _Progress(echo)
+    echo(f'Running pipeline {config.name!r} ({sum(label_counts.values())} rows); full log: {log_path}')
+    restore = _route_logs(log_path, progress)
+    try:
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config, len(label_counts)))
+    except Exception as e:  # noqa: BLE001 - every failure becomes one readable message
+        anomalies = _anomalies_in(e)
+        if anomalies:
+            raise anomalies from None
+        where = f'component {progress.current}' if progress.current else 'the pipeline'
+        raise PipelineFailed(f'{where} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
+                             f' (full traceback in {log_path})') from e
+    finally:
+        restore()
+    summary = summarize(config, label_counts, log_path)
+    _copy_training_curves(summary, config.run_path)
+    write_summary(summary, os.path.join(config.run_path, 'summary.json'))
+    return summary
+
+
+def _copy_training_curves(summary: Dict, run_dir: str) -> None:
+    logdir = summary.get('tensorboard_logdir')
+    if logdir and os.path.exists(os.path.join(logdir, CURVES_FILE)):
+        target = os.path.join(run_dir, CURVES_FILE)
+        shutil.copyfile(os.path.join(logdir, CURVES_FILE), target + '.tmp')
+        os.replace(target + '.tmp', target)
+        summary['training_curves'] = target
+
+
+__all__ = ['run_pipeline', 'PipelineFailed', 'DataError', 'DataAnomaliesError', 'format_summary']

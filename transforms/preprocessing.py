@@ -1,0 +1,112 @@
+"""The tf.Transform `preprocessing_fn`, generated from the config's `features` and `label`.
+
+TFX's Transform component calls `preprocessing_fn(inputs, custom_config)`; the pipeline passes the config's
+feature and label sections as `custom_config`, so this one function serves every config.
+Every output is a rank-1 tensor named `<feature>_xf`: floats for numeric features, int64 ids for the rest.
+"""
+from typing import Any, Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from pydantic import TypeAdapter
+
+from pipeline.config import Feature, LabelConfig
+
+LABEL_VOCABULARY = 'label'
+CROSS_SEPARATOR = '_X_'
+
+
+def transformed_name(name: str) -> str:
+    return f'{name}_xf'
+
+
+def label_key(label: LabelConfig) -> str:
+    return transformed_name(label.column)
+
+
+def custom_config(config) -> Dict[str, Any]:
+    """What the pipeline hands to Transform and Trainer: the parts of the config they need, as JSON."""
+    return {
+        'features': {n: f.model_dump(mode='json') for n, f in config.features.items()},
+        'label': config.label.model_dump(mode='json'),
+        'model': config.model.model_dump(mode='json'),
+    }
+
+
+def parse_custom_config(custom_config: Dict[str, Any]):
+    adapter = TypeAdapter(Feature)
+    features = {n: adapter.validate_python(f) for n, f in custom_config['features'].items()}
+    return features, LabelConfig(**custom_config['label'])
+
+
+def _dense(x, numeric: bool):
+    """Rank-1 dense tensor; a sparse (sometimes missing) column is filled with its mean or ''."""
+    if isinstance(x, tf.SparseTensor):
+        if numeric:
+            default = tf.cast(tft.mean(tf.cast(x.values, tf.float32)), x.dtype)
+        else:
+            default = tf.constant('', dtype=x.dtype)
+        x = tf.sparse.to_dense(
+            tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default_value=default)
+    return tf.reshape(x, [-1])
+
+
+def _as_string(x):
+    return x if x.dtype == tf.string else tf.strings.as_string(x)
+
+
+def _numeric(x, scaling: str):
+    x = tf.cast(x, tf.float32)
+    if scaling == 'z_score':
+        return tft.scale_to_z_score(x)
+    if scaling == 'min_max':
+        return tft.scale_to_0_1(x)
+    if scaling == 'log':
+        return tft.scale_to_z_score(tf.math.log1p(tf.maximum(x, 0.0)))
+    return x
+
+
+def _label_ids(raw_label, label: LabelConfig):
+    values = _as_string(raw_label)
+    # The vocabulary is always computed, so the class names travel with the transform graph.
+    ids = tft.compute_and_apply_vocabulary(values, vocab_filename=LABEL_VOCABULARY, num_oov_buckets=0)
+    if label.classes:
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(label.classes), tf.range(len(label.classes), dtype=tf.int64)),
+            default_value=-1)
+        ids = table.lookup(values)
+    return ids
+
+
+def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
+    features, label = parse_custom_config(custom_config)
+    outputs = {}
+    cross_values = {}
+    for name, spec in features.items():
+        if spec.kind == 'crossed':
+            continue
+        raw = inputs[name]
+        numeric_input = raw.dtype != tf.string
+        x = _dense(raw, numeric_input)
+        if spec.kind == 'numeric':
+            outputs[transformed_name(name)] = _numeric(x, spec.scaling)
+            continue
+        if spec.kind == 'bucketized':
+            ids = tft.bucketize(tf.cast(x, tf.float32), num_buckets=spec.buckets)
+            cross_values[name] = tf.strings.as_string(ids)
+        elif spec.kind == 'categorical':
+            ids = tft.compute_and_apply_vocabulary(
+                _as_string(x), top_k=spec.top_k, num_oov_buckets=spec.oov_buckets, vocab_filename=name)
+            cross_values[name] = _as_string(x)
+        else:  # hashed
+            ids = tf.strings.to_hash_bucket_fast(_as_string(x), spec.hash_buckets)
+            cross_values[name] = _as_string(x)
+        outputs[transformed_name(name)] = ids
+    for name, spec in features.items():
+        if spec.kind == 'crossed':
+            joined = tf.strings.join([cross_values[c] for c in spec.columns], separator=CROSS_SEPARATOR)
+            outputs[transformed_name(name)] = tf.strings.to_hash_bucket_fast(joined, spec.hash_buckets)
+    raw_label = inputs[label.column]
+    outputs[label_key(label)] = _label_ids(_dense(raw_label, raw_label.dtype != tf.string), label)
+    return outputs
