@@ -16,11 +16,8 @@ MULTICLASS_METRICS = {'accuracy': 'SparseCategoricalAccuracy', 'auc': 'AUC', 'pr
                       'recall': 'Recall'}
 
 
-def tfma_metric_name(metric: str, label_type: str) -> str:
-    """The key TFMA writes the metric under (snake_case of the class name, as TFMA names them)."""
-    return {'BinaryAccuracy': 'binary_accuracy', 'SparseCategoricalAccuracy': 'sparse_categorical_accuracy',
-            'AUC': 'auc', 'Precision': 'precision', 'Recall': 'recall'}[
-        (BINARY_METRICS if label_type == 'binary' else MULTICLASS_METRICS)[metric]]
+# TFMA's output key of each metric class -> the config's name for it.
+TFMA_TO_CONFIG = {'binary_accuracy': 'accuracy', 'sparse_categorical_accuracy': 'accuracy'}
 
 
 def _metric(class_name: str, lower_bound: Optional[float] = None) -> tfma.MetricConfig:
@@ -48,10 +45,13 @@ def eval_config(config, n_classes: int) -> tfma.EvalConfig:
         specs = [tfma.MetricsSpec(metrics=overall),
                  tfma.MetricsSpec(metrics=per_class,
                                   binarize=tfma.BinarizationOptions(class_ids={'values': list(range(n_classes))}),
-                                  aggregate=tfma.AggregationOptions(macro_average=True))]
+                                  aggregate=tfma.AggregationOptions(
+                                      macro_average=True, class_weights={i: 1.0 for i in range(n_classes)}))]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=label_key(config.label),
                                     prediction_key=PREDICTION_KEY,
                                     preprocessing_function_names=['transform_features'])],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in config.slicing],
-        metrics_specs=specs)
+        metrics_specs=specs,
+        # The model's own compiled Keras metrics would duplicate these under other names.
+        options=tfma.Options(include_default_metrics={'value': False}))

@@ -22,8 +22,9 @@ def _load(path):
 def cmd_run(args) -> int:
     _quiet_tensorflow()
     config = _load(args.config)
-    from pipeline.runner import format_summary, run_pipeline
+    from pipeline.runner import run_pipeline
     summary = run_pipeline(config)
+    from pipeline.summary import format_summary
     print(format_summary(summary))
     print(f'\nSummary: {os.path.join(config.run_path, "summary.json")}')
     return 0 if summary.get('blessed') else EXIT_NOT_BLESSED

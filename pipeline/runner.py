@@ -6,16 +6,14 @@ and TensorFlow log goes to `<run_dir>/run.log` so the terminal shows only what a
 import logging
 import os
 import shutil
+import sys
 import time
 from typing import Callable, Dict, Optional
 
-from tfx import v1 as tfx
-
-from components.anomaly_gate import DataAnomaliesError
-from components.trainer import CURVES_FILE
 from pipeline.csv_checks import DataError, check_csv_files
-from pipeline.pipeline import create_pipeline
-from pipeline.summary import format_summary, summarize, write_summary
+
+# TensorFlow, TFX and Beam are imported inside run_pipeline, once stderr goes to the run log: importing them
+# prints pages of warnings.
 
 
 class PipelineFailed(Exception):
@@ -43,13 +41,24 @@ class _Progress(logging.Handler):
 
 
 def _route_logs(log_path: str, progress: _Progress):
-    """Sends absl (TFX) and Python logging to the run log; only progress reaches the terminal."""
+    """Sends absl (TFX), Python logging and stderr (Beam workers inherit it) to the run log.
+
+    Only progress lines and Keras' per-epoch lines (stdout) reach the terminal.
+    """
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
     file_handler = logging.FileHandler(log_path)
     file_handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s'))
     absl_logger = logging.getLogger('absl')
     root = logging.getLogger()
     saved = (absl_logger.level, absl_logger.propagate, list(root.handlers), root.level)
     absl_logger.setLevel(logging.INFO)
+    # Importing TensorBoard (Trainer's callback does) sets absl's verbosity to WARNING, which would hide
+    # LocalDagRunner's progress lines: pin INFO for the length of the run.
+    absl_logger.setLevel = lambda level: None
     absl_logger.propagate = False
     absl_logger.addHandler(file_handler)
     absl_logger.addHandler(progress)
@@ -59,15 +68,20 @@ def _route_logs(log_path: str, progress: _Progress):
     def restore():
         absl_logger.removeHandler(file_handler)
         absl_logger.removeHandler(progress)
+        del absl_logger.setLevel
         absl_logger.setLevel(saved[0])
         absl_logger.propagate = saved[1]
         root.handlers = saved[2]
         root.setLevel(saved[3])
         file_handler.close()
+        sys.stderr.flush()
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
     return restore
 
 
-def _anomalies_in(error: BaseException) -> Optional[DataAnomaliesError]:
+def _anomalies_in(error: BaseException):
+    from components.anomaly_gate import DataAnomaliesError
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, DataAnomaliesError):
@@ -89,8 +103,13 @@ def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
     echo(f'Running pipeline {config.name!r} ({sum(label_counts.values())} rows); full log: {log_path}')
     restore = _route_logs(log_path, progress)
     try:
+        from tfx import v1 as tfx
+        from pipeline.pipeline import create_pipeline
+        from pipeline.summary import summarize
         tfx.orchestration.LocalDagRunner().run(create_pipeline(config, len(label_counts)))
+        summary = summarize(config, label_counts, log_path)
     except Exception as e:  # noqa: BLE001 - every failure becomes one readable message
+        logging.getLogger('absl').exception('pipeline failed')
         anomalies = _anomalies_in(e)
         if anomalies:
             raise anomalies from None
@@ -99,13 +118,14 @@ def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
                              f' (full traceback in {log_path})') from e
     finally:
         restore()
-    summary = summarize(config, label_counts, log_path)
     _copy_training_curves(summary, config.run_path)
+    from pipeline.summary import write_summary
     write_summary(summary, os.path.join(config.run_path, 'summary.json'))
     return summary
 
 
 def _copy_training_curves(summary: Dict, run_dir: str) -> None:
+    from components.trainer import CURVES_FILE
     logdir = summary.get('tensorboard_logdir')
     if logdir and os.path.exists(os.path.join(logdir, CURVES_FILE)):
         target = os.path.join(run_dir, CURVES_FILE)
@@ -113,5 +133,3 @@ def _copy_training_curves(summary: Dict, run_dir: str) -> None:
         os.replace(target + '.tmp', target)
         summary['training_curves'] = target
 
-
-__all__ = ['run_pipeline', 'PipelineFailed', 'DataError', 'DataAnomaliesError', 'format_summary']

@@ -14,9 +14,10 @@ from tfx.orchestration import metadata
 
 from pipeline.pipeline import metadata_path
 
-from components.evaluator import tfma_metric_name
+from components.evaluator import TFMA_TO_CONFIG
 from components.trainer import class_names
 
+TABLE_METRICS = ('example_count', 'accuracy', 'auc', 'precision', 'recall')
 STATES = {metadata_store_pb2.Execution.COMPLETE: 'ran', metadata_store_pb2.Execution.CACHED: 'cached',
           metadata_store_pb2.Execution.FAILED: 'failed', metadata_store_pb2.Execution.RUNNING: 'running'}
 
@@ -57,23 +58,31 @@ def latest_run_components(store) -> List[Dict]:
 
 
 def _slice_name(slice_key) -> str:
-    return 'overall' if not slice_key else ', '.join(f'{k}={v}' for k, v in slice_key)
+    """'overall', or 'column=value, ...' from a TFMA SliceKey proto."""
+    parts = []
+    for k in slice_key.single_slice_keys:
+        kind = k.WhichOneof('kind')
+        value = getattr(k, kind) if kind else ''
+        parts.append(f'{k.column}={value.decode() if isinstance(value, bytes) else value}')
+    return ', '.join(parts) or 'overall'
 
 
-def read_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
-    """{slice: {metric: value}}; per-class metrics are named `<metric>/class_<id>`, macro averages `<metric>/macro`."""
-    result = tfma.load_eval_result(evaluation_uri)
+def metric_name(key, classes: List[str]) -> str:
+    """A readable name for a TFMA MetricKey: config metric names, macro averages plain, per class by name."""
+    name = TFMA_TO_CONFIG.get(key.name, key.name)
+    if key.sub_key.HasField('class_id'):
+        class_id = key.sub_key.class_id.value
+        name += f'/{classes[class_id] if class_id < len(classes) else class_id}'
+    return name
+
+
+def read_metrics(evaluation_uri: str, classes: List[str]) -> Dict[str, Dict[str, float]]:
+    """{slice: {metric: value}}; multi-class precision/recall/auc are macro averages, per class `<metric>/<class>`."""
     slices = {}
-    for slice_key, outputs in result.slicing_metrics:
-        values = {}
-        for sub_key, metrics in outputs.get('', {}).items():
-            suffix = f'/{sub_key.replace("classId:", "class_")}' if sub_key else ''
-            for name, value in metrics.items():
-                if isinstance(value, dict) and 'doubleValue' in value:
-                    if name.startswith('macro_'):
-                        name = name[len('macro_'):] + '/macro'
-                    values[name + suffix] = round(float(value['doubleValue']), 4)
-        slices[_slice_name(slice_key)] = values
+    for per_slice in tfma.load_metrics(evaluation_uri):
+        slices[_slice_name(per_slice.slice_key)] = {
+            metric_name(kv.key, classes): round(kv.value.double_value.value, 4)
+            for kv in per_slice.metric_keys_and_values if kv.value.HasField('double_value')}
     return slices
 
 
@@ -81,14 +90,13 @@ def read_validation_failures(evaluation_uri: str) -> List[str]:
     validation = tfma.load_validation_result(evaluation_uri)
     failures = []
     for per_slice in validation.metric_validations_per_slice:
-        where = _slice_name(tuple((s.column, s.bytes_value.decode() or s.int64_value or s.float_value)
-                                  for s in per_slice.slice_key.single_slice_keys))
+        where = _slice_name(per_slice.slice_key)
         for f in per_slice.failures:
             bound = f.metric_threshold.value_threshold
             limit = (f'lower bound {bound.lower_bound.value}' if bound.HasField('lower_bound')
                      else f'upper bound {bound.upper_bound.value}')
             value = f.metric_value.double_value.value
-            failures.append(f'{f.metric_key.name} = {value:.4f} on {where} fails {limit}')
+            failures.append(f'{metric_name(f.metric_key, [])} = {value:.4f} on {where} fails {limit}')
     return failures
 
 
@@ -111,8 +119,7 @@ def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
     evaluator = by_name.get('Evaluator', {}).get('outputs', {})
     if 'evaluation' in evaluator:
         uri = evaluator['evaluation']['uri']
-        summary['metrics'] = read_metrics(uri)
-        summary['accuracy_metric'] = tfma_metric_name('accuracy', config.label.type)
+        summary['metrics'] = read_metrics(uri, names)
         summary['validation_failures'] = read_validation_failures(uri)
     if 'blessing' in evaluator:
         summary['blessed'] = bool(evaluator['blessing']['properties'].get('blessed', 0))
@@ -143,17 +150,15 @@ def format_summary(summary: Dict) -> str:
         lines.append('  Nothing changed since the last run: every component was reused from TFX\'s cache.')
     metrics = summary.get('metrics')
     if metrics:
-        names = sorted({m for values in metrics.values() for m in values if '/class_' not in m})
-        lines.append('')
-        lines.append('Eval metrics (eval split; per class in summary.json):')
-        lines.append('  ' + f'{"slice":<32}' + ''.join(f'{n[:22]:>24}' for n in names))
+        names = [m for m in TABLE_METRICS if m in metrics.get('overall', {})]
+        lines += ['', 'Eval metrics on the eval split (multi-class: macro averages; per class in summary.json):',
+                  '  ' + f'{"slice":<30}' + ''.join(f'{n:>14}' for n in names)]
         for slice_name in sorted(metrics, key=lambda s: (s != 'overall', s)):
             values = metrics[slice_name]
-            lines.append('  ' + f'{slice_name[:32]:<32}' + ''.join(
-                f'{values[n]:>24.4f}' if n in values else f'{"-":>24}' for n in names))
-        label = summary['label']
+            lines.append('  ' + f'{slice_name[:30]:<30}' + ''.join(
+                f'{values[n]:>14.4g}' if n in values else f'{"-":>14}' for n in names))
         lines.append(f'  majority-class rate (always predicting the most frequent class): '
-                     f'{label["majority_class_rate"]:.4f}')
+                     f'{summary["label"]["majority_class_rate"]:.4f}')
     if 'blessed' in summary:
         if summary['blessed']:
             lines.append('Blessed: yes (every threshold in evaluation.thresholds met).')
