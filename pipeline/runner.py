@@ -29,14 +29,18 @@ class _Progress(logging.Handler):
         self.current: Optional[str] = None
         self.started = 0.0
         self.index = 0
+        self.cached = False
 
     def emit(self, record):
         if record.msg == 'Component %s is running.':
-            self.current, self.started = record.args[0], time.time()
+            self.current, self.started, self.cached = record.args[0], time.time(), False
             self.index += 1
             self.echo(f'[{self.index}] {self.current:<18} started {time.strftime("%H:%M:%S")}')
+        elif str(record.msg).startswith('A cached execution'):
+            self.cached = True
         elif record.msg == 'Component %s is finished.':
-            self.echo(f'[{self.index}] {record.args[0]:<18} done in {time.time() - self.started:.1f}s')
+            how = 'reused from cache' if self.cached else f'done in {time.time() - self.started:.1f}s'
+            self.echo(f'[{self.index}] {record.args[0]:<18} {how}')
             self.current = None
 
 

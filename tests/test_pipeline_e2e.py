@@ -1,0 +1,195 @@
+"""The real pipeline (TFX LocalDagRunner, multi-process Beam DirectRunner, MLMD in SQLite) on shipped data.
+
+Runs through the installed `tfx-tabular` command as a user would, then checks what it left behind: artifacts
+on disk and in MLMD, metrics against the majority-class rate, the pushed SavedModel classifying raw examples,
+the TFX cache on a second run, and a frozen schema stopping drifted data before training.
+"""
+import csv
+import json
+import os
+import shutil
+
+import pytest
+import tensorflow as tf
+import yaml
+
+from pipeline.config import load_config
+from pipeline.summary import open_store
+from serving.examples import raw_feature_dtypes, serialize
+from tests.conftest import DATA, run_cli
+
+
+def _prepare(tmp_path, name, **model):
+    """A copy of the shipped config with outputs in tmp_path and a shorter training run."""
+    data_dir = tmp_path / 'data'
+    data_dir.mkdir()
+    shutil.copy(os.path.join(DATA, name, f'{name}.csv'), data_dir / f'{name}.csv')
+    with open(os.path.join(DATA, name, 'config.yaml')) as f:
+        raw = yaml.safe_load(f)
+    raw['run_dir'] = str(tmp_path / 'run')
+    raw['serving']['push_dir'] = str(tmp_path / 'serving')
+    raw['model'].update(model)
+    path = data_dir / 'config.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def _run(config_path):
+    result = run_cli('run', '--config', config_path)
+    summary_path = os.path.join(load_config(config_path).run_path, 'summary.json')
+    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else None
+    return result, summary
+
+
+def _rows(config):
+    with open(config.csv_files[0], newline='') as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope='module')
+def penguins(tmp_path_factory):
+    config_path = _prepare(tmp_path_factory.mktemp('penguins'), 'penguins', train_steps=200)
+    result, summary = _run(config_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return config_path, result, summary
+
+
+@pytest.fixture(scope='module')
+def attrition(tmp_path_factory):
+    config_path = _prepare(tmp_path_factory.mktemp('attrition'), 'attrition', train_steps=300)
+    result, summary = _run(config_path)
+    assert result.returncode in (0, 3), result.stdout[-3000:] + result.stderr[-3000:]
+    return config_path, result, summary
+
+
+EXPECTED_COMPONENTS = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'AnomalyGate',
+                       'Transform', 'Trainer', 'Evaluator', 'Pusher']
+
+
+@pytest.mark.parametrize('run', ['penguins', 'attrition'])
+def test_every_component_ran_and_every_artifact_is_in_mlmd(run, request):
+    config_path, result, summary = request.getfixturevalue(run)
+    assert [c['component'] for c in summary['components']] == EXPECTED_COMPONENTS
+    assert all(c['state'] == 'ran' for c in summary['components'])
+    for name in EXPECTED_COMPONENTS:  # progress: one start and one finish line per component
+        assert f'{name:<18} started' in result.stdout and f'{name:<18} done in' in result.stdout
+    store = open_store(summary['metadata'])
+    outputs = [a for c in summary['components'] for a in c['outputs'].values()]
+    assert {'Examples', 'ExampleStatistics', 'Schema', 'ExampleAnomalies', 'TransformGraph', 'Model',
+            'ModelEvaluation', 'ModelBlessing', 'PushedModel'} <= {a['type'] for a in outputs}
+    recorded = {a.id: a for a in store.get_artifacts_by_id([a['mlmd_id'] for a in outputs])}
+    for artifact in outputs:
+        assert recorded[artifact['mlmd_id']].uri == artifact['uri']
+        assert os.path.exists(artifact['uri']), artifact
+    assert os.path.exists(os.path.join(summary['run_dir'], 'training_curves.png'))
+    assert 'Summary:' in result.stdout and 'Eval metrics' in result.stdout
+
+
+@pytest.mark.parametrize('run', ['penguins', 'attrition'])
+def test_accuracy_beats_majority_class_and_slices_reported(run, request):
+    config_path, _, summary = request.getfixturevalue(run)
+    config = load_config(config_path)
+    overall = summary['metrics']['overall']
+    assert overall['accuracy'] > summary['label']['majority_class_rate'], overall
+    assert overall['example_count'] > 0
+    for column in config.slicing:
+        assert any(s.startswith(f'{column}=') for s in summary['metrics']), summary['metrics'].keys()
+    slice_counts = [m['example_count'] for s, m in summary['metrics'].items() if s.startswith(config.slicing[0])]
+    assert sum(slice_counts) == overall['example_count']
+    if config.label.type == 'binary':
+        assert 0.5 < overall['auc'] <= 1
+    else:
+        assert {f'recall/{c}' for c in summary['label']['classes']} <= set(overall)
+
+
+def _pushed_model(summary):
+    assert summary['blessed'] and summary['pushed'], summary.get('validation_failures')
+    base = summary['pushed_to']
+    assert os.path.isfile(os.path.join(base, 'saved_model.pb'))
+    assert os.path.basename(base).isdigit()  # <push_dir>/<model_name>/<integer version>
+    return tf.saved_model.load(base)
+
+
+def test_pushed_model_classifies_raw_examples(penguins):
+    config_path, _, summary = penguins
+    config = load_config(config_path)
+    model = _pushed_model(summary)
+    rows = _rows(config)[::15]
+    examples = serialize(rows, raw_feature_dtypes(model))
+    out = model.signatures['serving_default'](examples=tf.constant(examples))
+    classes = [c.decode() for c in out['classes'].numpy()[0]]
+    assert sorted(classes) == sorted(summary['label']['classes'])
+    scores = out['scores'].numpy()
+    assert scores.shape == (len(rows), 3)
+    assert abs(scores.sum(axis=1) - 1).max() < 1e-4
+    predicted = [classes[i] for i in scores.argmax(axis=1)]
+    correct = sum(p == r['species'] for p, r in zip(predicted, rows))
+    assert correct / len(rows) >= 0.9, list(zip(predicted, [r['species'] for r in rows]))
+
+    # The raw-tensor signature gives the same answer as the tf.Example one.
+    dtypes = raw_feature_dtypes(model)
+    raw = {c: tf.constant([dtypes[c].as_numpy_dtype(r[c]) if dtypes[c] != tf.string else r[c] for r in rows],
+                          dtype=dtypes[c]) for c in dtypes}
+    raw_out = model.signatures['serving_raw'](**raw)
+    assert abs(raw_out['scores'].numpy() - scores).max() < 1e-5
+
+
+def test_pushed_binary_model_scores_positive_class(attrition):
+    config_path, _, summary = attrition
+    if not summary['blessed']:
+        pytest.fail(f'attrition model not blessed: {summary["validation_failures"]}')
+    model = _pushed_model(summary)
+    rows = _rows(load_config(config_path))[:50]
+    out = model.signatures['serving_default'](examples=tf.constant(serialize(rows, raw_feature_dtypes(model))))
+    assert [c.decode() for c in out['classes'].numpy()[0]] == ['No', 'Yes']
+    scores = out['scores'].numpy()
+    positive = out['probabilities'].numpy()[:, 0]
+    assert abs(scores[:, 1] - positive).max() < 1e-6
+    # People who left get a higher mean score than people who stayed.
+    left = [p for p, r in zip(positive, rows) if r['Attrition'] == 'Yes']
+    stayed = [p for p, r in zip(positive, rows) if r['Attrition'] == 'No']
+    assert sum(left) / len(left) > sum(stayed) / len(stayed)
+
+
+def test_second_run_is_served_from_cache(penguins):
+    config_path, _, first = penguins
+    result, summary = _run(config_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert summary['all_cached'] and all(c['state'] == 'cached' for c in summary['components'])
+    assert 'every component was reused from TFX\'s cache' in result.stdout
+    assert 'reused from cache' in result.stdout
+    assert summary['metrics'] == first['metrics']
+
+
+def test_frozen_schema_stops_drifted_data_before_training(penguins, tmp_path):
+    config_path, _, _ = penguins
+    frozen = run_cli('schema', 'freeze', '--config', config_path)
+    assert frozen.returncode == 0, frozen.stderr
+    config = load_config(config_path)
+    assert os.path.isfile(config.frozen_schema_path)
+
+    rows = _rows(config)
+    for i, row in enumerate(rows):
+        if i % 10 == 0:
+            row['island'] = 'Atlantis'          # a category the schema never saw
+        if i % 7 == 0:
+            row['bill_length_mm'] = 'unknown'   # text in a numeric column
+    drifted_dir = tmp_path / 'drifted'
+    drifted_dir.mkdir()
+    with open(drifted_dir / 'penguins.csv', 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    raw = yaml.safe_load(open(config_path))
+    raw['data']['csv'] = str(drifted_dir / 'penguins.csv')
+    raw['frozen_schema'] = config.frozen_schema_path
+    drifted_config = drifted_dir / 'config.yaml'
+    drifted_config.write_text(yaml.safe_dump(raw))
+
+    result, _ = _run(str(drifted_config))
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert 'the run stopped before training' in result.stderr
+    assert "column 'island'" in result.stderr and 'Atlantis' in result.stderr
+    assert "column 'bill_length_mm'" in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert 'ImportSchemaGen' in result.stdout and 'Transform' not in result.stdout
