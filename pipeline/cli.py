@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                                           'it and stop on data that breaks it.')
     f.add_argument('--config', required=True, help='YAML config file')
     f.set_defaults(func=cmd_schema_freeze)
+
+    # Each area registers its own subcommands; their handlers return an exit code like the ones above.
+    from kubeflow.cli import add_commands as add_kubeflow_commands
+    from serving.cli import add_commands as add_serving_commands
+    add_serving_commands(sub)
+    add_kubeflow_commands(sub)
     return parser
 
 

@@ -173,10 +173,11 @@ class Config(_Strict):
 
 
 def _format_pydantic_error(err: dict) -> str:
-    loc = '.'.join(str(p) for p in err['loc'] if not str(p).startswith(('function-after', 'tagged-union')))
-    # pydantic puts the discriminator value into the location of union members: drop it.
-    parts = [p for p in loc.split('.') if p not in FEATURE_KINDS or not loc.startswith('features.')]
-    loc = '.'.join(parts)
+    loc = [str(p) for p in err['loc'] if p != '[key]']
+    # pydantic puts the discriminator value of a feature into its location (features.age.numeric.scaling).
+    if len(loc) > 2 and loc[0] == 'features' and loc[2] in FEATURE_KINDS:
+        del loc[2]
+    loc = '.'.join(loc)
     kind = err['type']
     msg = err['msg']
     if kind == 'extra_forbidden':
@@ -240,6 +241,8 @@ def load_config(path: str, check_csv: bool = True) -> Config:
         raise ConfigError(path, [f'{where}not valid YAML ({getattr(e, "problem", e)}); fix the syntax'])
     if not isinstance(raw, dict):
         raise ConfigError(path, ['the top level must be a mapping of keys (name, data, label, features, ...)'])
+    if 'config_dir' in raw:
+        raise ConfigError(path, ['config_dir: unknown key; remove it or check its spelling'])
     try:
         config = Config(**raw, config_dir=os.path.dirname(os.path.abspath(path)))
     except ValidationError as e:

@@ -12,10 +12,9 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from pipeline.pipeline import metadata_path
-
 from components.evaluator import TFMA_TO_CONFIG
 from components.trainer import class_names
+from pipeline.pipeline import metadata_path
 
 TABLE_METRICS = ('example_count', 'accuracy', 'auc', 'precision', 'recall')
 STATES = {metadata_store_pb2.Execution.COMPLETE: 'ran', metadata_store_pb2.Execution.CACHED: 'cached',
@@ -86,7 +85,7 @@ def read_metrics(evaluation_uri: str, classes: List[str]) -> Dict[str, Dict[str,
     return slices
 
 
-def read_validation_failures(evaluation_uri: str) -> List[str]:
+def read_validation_failures(evaluation_uri: str, classes: List[str]) -> List[str]:
     validation = tfma.load_validation_result(evaluation_uri)
     failures = []
     for per_slice in validation.metric_validations_per_slice:
@@ -96,7 +95,7 @@ def read_validation_failures(evaluation_uri: str) -> List[str]:
             limit = (f'lower bound {bound.lower_bound.value}' if bound.HasField('lower_bound')
                      else f'upper bound {bound.upper_bound.value}')
             value = f.metric_value.double_value.value
-            failures.append(f'{metric_name(f.metric_key, [])} = {value:.4f} on {where} fails {limit}')
+            failures.append(f'{metric_name(f.metric_key, classes)} = {value:.4f} on {where} fails {limit}')
     return failures
 
 
@@ -120,7 +119,7 @@ def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
     if 'evaluation' in evaluator:
         uri = evaluator['evaluation']['uri']
         summary['metrics'] = read_metrics(uri, names)
-        summary['validation_failures'] = read_validation_failures(uri)
+        summary['validation_failures'] = read_validation_failures(uri, names)
     if 'blessing' in evaluator:
         summary['blessed'] = bool(evaluator['blessing']['properties'].get('blessed', 0))
     pusher = by_name.get('Pusher', {}).get('outputs', {})

@@ -193,3 +193,23 @@ def test_frozen_schema_stops_drifted_data_before_training(penguins, tmp_path):
     assert "column 'bill_length_mm'" in result.stderr
     assert 'Traceback' not in result.stderr
     assert 'ImportSchemaGen' in result.stdout and 'Transform' not in result.stdout
+
+
+def test_model_below_threshold_is_not_blessed_nor_pushed(attrition):
+    config_path, _, first = attrition
+    raw = yaml.safe_load(open(config_path))
+    raw['evaluation'] = {'thresholds': {'accuracy': 0.5, 'auc': 0.995}}
+    strict = os.path.join(os.path.dirname(config_path), 'strict.yaml')
+    with open(strict, 'w') as f:
+        yaml.safe_dump(raw, f)
+    pushed_before = sorted(os.listdir(os.path.dirname(first['pushed_to'])))
+    result, summary = _run(strict)
+    assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
+    states = {c['component']: c['state'] for c in summary['components']}
+    assert states['Trainer'] == 'cached' and states['Evaluator'] == 'ran'  # only evaluation changed
+    assert summary['blessed'] is False and summary['pushed'] is False
+    assert len(summary['validation_failures']) == 1
+    failure = summary['validation_failures'][0]
+    assert failure.startswith('auc = ') and 'on overall fails lower bound 0.995' in failure
+    assert 'Blessed: NO' in result.stdout and failure in result.stdout
+    assert sorted(os.listdir(os.path.dirname(first['pushed_to']))) == pushed_before

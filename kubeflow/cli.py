@@ -1,0 +1,5 @@
+"""`tfx-tabular` subcommands for Kubeflow Pipelines (registered by pipeline/cli.py)."""
+
+
+def add_commands(subparsers) -> None:
+    """Adds this area's subcommands; each sets `func` to a handler taking args and returning an exit code."""
