@@ -21,11 +21,15 @@ TFMA_TO_CONFIG = {'binary_accuracy': 'accuracy', 'sparse_categorical_accuracy': 
 
 
 def _metric(class_name: str, lower_bound: Optional[float] = None) -> tfma.MetricConfig:
-    threshold = None
-    if lower_bound is not None:
-        threshold = tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={'value': lower_bound}))
-    return tfma.MetricConfig(class_name=class_name, threshold=threshold)
+    """A metric, with its lower bound (if any) checked on the overall slice only.
+
+    A plain `threshold` would be checked on every slice, failing a model for one small group's value.
+    """
+    if lower_bound is None:
+        return tfma.MetricConfig(class_name=class_name)
+    bound = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={'value': lower_bound}))
+    return tfma.MetricConfig(class_name=class_name, per_slice_thresholds=[
+        tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=bound)])
 
 
 def eval_config(config, n_classes: int) -> tfma.EvalConfig:

@@ -1,7 +1,9 @@
-"""Trainer `run_fn`: a Keras DNN on the tf.Transform output, exported with serving signatures that take raw data.
+"""Trainer `run_fn`: a Keras DNN or wide-and-deep model on the tf.Transform output, exported with serving
+signatures that take raw data.
 
 Signatures of the exported SavedModel:
   serving_default     serialized tf.Example (raw CSV values)  -> classes, scores, probabilities
+                      (method tensorflow/serving/classify, input `inputs`: TF Serving's Classify and Predict)
   serving_raw         one tensor per raw CSV column            -> classes, scores, probabilities
   transform_features  serialized tf.Example (with label)       -> transformed features (TFMA uses it)
 """
@@ -11,13 +13,16 @@ from typing import Dict, List
 
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow.core.protobuf import saved_model_pb2
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from transforms.feature_columns import feature_columns, keras_inputs
+from transforms.feature_columns import feature_columns, keras_inputs, wide_columns
 from transforms.preprocessing import LABEL_VOCABULARY, label_key, parse_custom_config
 
 PREDICTION_KEY = 'probabilities'
+SERVING_INPUT = 'inputs'  # the input key TF Serving's Classify API requires
+CLASSIFY_METHOD = 'tensorflow/serving/classify'
 CURVES_FILE = 'training_curves.png'
 
 
@@ -28,22 +33,30 @@ def class_names(label, tf_transform_output: tft.TFTransformOutput) -> List[str]:
     return [v.decode() for v in tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY)]
 
 
-def build_keras_dnn(features: Dict, tf_transform_output, n_classes: int, model_cfg: Dict) -> tf.keras.Model:
+OPTIMIZERS = {'adam': tf.keras.optimizers.Adam, 'sgd': tf.keras.optimizers.SGD,
+              'rmsprop': tf.keras.optimizers.RMSprop, 'adagrad': tf.keras.optimizers.Adagrad}
+
+
+def build_keras_model(features: Dict, tf_transform_output, n_classes: int, model_cfg: Dict) -> tf.keras.Model:
+    """keras_dnn: feature columns -> hidden layers -> head. keras_wide_deep adds a linear part on one-hot ids."""
     inputs = keras_inputs(features)
     x = tf.keras.layers.DenseFeatures(feature_columns(features, tf_transform_output), name='feature_layer')(inputs)
     for i, units in enumerate(model_cfg['hidden_units']):
         x = tf.keras.layers.Dense(units, activation='relu', name=f'hidden_{i}')(x)
         if model_cfg['dropout']:
             x = tf.keras.layers.Dropout(model_cfg['dropout'], name=f'dropout_{i}')(x)
-    optimizer = tf.keras.optimizers.Adam(model_cfg['learning_rate'])
+    outputs = 1 if n_classes == 2 else n_classes
+    logits = tf.keras.layers.Dense(outputs, name='deep_logits')(x)
+    if model_cfg['kind'] == 'keras_wide_deep':
+        wide = tf.keras.layers.DenseFeatures(wide_columns(features, tf_transform_output), name='wide_features')(inputs)
+        logits = tf.keras.layers.Add(name='logits')([logits, tf.keras.layers.Dense(outputs, name='wide_logits')(wide)])
+    probabilities = tf.keras.layers.Activation('sigmoid' if n_classes == 2 else 'softmax', name=PREDICTION_KEY)(logits)
+    model = tf.keras.Model(inputs, probabilities)
+    optimizer = OPTIMIZERS[model_cfg['optimizer']](model_cfg['learning_rate'])
     if n_classes == 2:
-        out = tf.keras.layers.Dense(1, activation='sigmoid', name=PREDICTION_KEY)(x)
-        model = tf.keras.Model(inputs, out)
         model.compile(optimizer, tf.keras.losses.BinaryCrossentropy(),
                       metrics=[tf.keras.metrics.BinaryAccuracy(name='accuracy'), tf.keras.metrics.AUC(name='auc')])
     else:
-        out = tf.keras.layers.Dense(n_classes, activation='softmax', name=PREDICTION_KEY)(x)
-        model = tf.keras.Model(inputs, out)
         model.compile(optimizer, tf.keras.losses.SparseCategoricalCrossentropy(),
                       metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name='accuracy')])
     return model
@@ -70,7 +83,7 @@ def _signatures(model, tf_transform_output, raw_columns: List[str], label, names
         return {'classes': tf.tile(class_table[tf.newaxis, :], [batch, 1]), 'scores': scores,
                 PREDICTION_KEY: probabilities}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
     def serve_examples(serialized):
         return predict(tf.io.parse_example(serialized, serving_spec))
 
@@ -92,6 +105,27 @@ def _signatures(model, tf_transform_output, raw_columns: List[str], label, names
 
     return {'serving_default': serve_examples, 'serving_raw': serve_raw,
             'transform_features': transform_features}
+
+
+def mark_classify_signature(export_dir: str, signature: str = 'serving_default') -> None:
+    """Declares `signature` a classification signature, as TF Serving's Classify API requires.
+
+    Keras exports every tf.function signature with the Predict method name; Classify refuses those. TF Serving
+    still answers Predict on a classification signature, so both APIs work on `serving_default`.
+    """
+    path = os.path.join(export_dir, 'saved_model.pb')
+    with tf.io.gfile.GFile(path, 'rb') as f:
+        saved_model = saved_model_pb2.SavedModel.FromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        meta_graph.signature_def[signature].method_name = CLASSIFY_METHOD
+        # Classify also refuses a signature with more than two outputs ("Expected one or two output Tensors"):
+        # keep classes and scores in the SignatureDef. TF2 loaders (TFMA) still get every output of the function.
+        outputs = meta_graph.signature_def[signature].outputs
+        for key in set(outputs) - {'classes', 'scores'}:
+            del outputs[key]
+    with tf.io.gfile.GFile(path + '.tmp', 'wb') as f:
+        f.write(saved_model.SerializeToString())
+    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
 
 
 def plot_curves(history: Dict[str, List[float]], path: str) -> None:
@@ -123,14 +157,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train = _dataset(fn_args, fn_args.train_files, tf_transform_output, label, batch)
     evaluation = _dataset(fn_args, fn_args.eval_files, tf_transform_output, label, batch)
 
-    model = build_keras_dnn(features, tf_transform_output, len(names), model_cfg)
+    model = build_keras_model(features, tf_transform_output, len(names), model_cfg)
     epochs = min(10, fn_args.train_steps)
+    callbacks = [tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq='epoch')]
+    if model_cfg.get('early_stopping_patience'):
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor='val_loss', patience=model_cfg['early_stopping_patience'], restore_best_weights=True))
     history = model.fit(
         train, epochs=epochs, steps_per_epoch=math.ceil(fn_args.train_steps / epochs),
-        validation_data=evaluation, validation_steps=fn_args.eval_steps, verbose=2,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq='epoch')])
+        validation_data=evaluation, validation_steps=fn_args.eval_steps, verbose=2, callbacks=callbacks)
     plot_curves(history.history, os.path.join(fn_args.model_run_dir, CURVES_FILE))
 
     raw_columns = [n for n, f in features.items() if f.kind != 'crossed']
     signatures = _signatures(model, tf_transform_output, raw_columns, label, names)
     model.save(fn_args.serving_model_dir, save_format='tf', signatures=signatures)
+    mark_classify_signature(fn_args.serving_model_dir)

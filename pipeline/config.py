@@ -57,23 +57,29 @@ class NumericFeature(_Strict):
     scaling: Literal['z_score', 'min_max', 'log', 'raw'] = 'z_score'
 
 
-class BucketizedFeature(_Strict):
+class _IdFeature(_Strict):
+    """A feature tf.Transform turns into integer ids: one-hot for the models, or a learnt embedding."""
+    embedding_dim: Optional[int] = Field(None, ge=1, le=1024,
+                                         description='give DNN models a learnt embedding instead of one-hot')
+
+
+class BucketizedFeature(_IdFeature):
     kind: Literal['bucketized']
     buckets: int = Field(ge=2, le=1000, description='number of quantile buckets')
 
 
-class CategoricalFeature(_Strict):
+class CategoricalFeature(_IdFeature):
     kind: Literal['categorical']
     top_k: Optional[int] = Field(None, ge=1, description='keep the k most frequent values')
     oov_buckets: int = Field(1, ge=1, le=1000)
 
 
-class HashedFeature(_Strict):
+class HashedFeature(_IdFeature):
     kind: Literal['hashed']
     hash_buckets: int = Field(ge=2, le=1_000_000)
 
 
-class CrossedFeature(_Strict):
+class CrossedFeature(_IdFeature):
     kind: Literal['crossed']
     columns: List[str] = Field(min_length=2)
     hash_buckets: int = Field(ge=2, le=1_000_000)
@@ -86,10 +92,13 @@ FEATURE_KINDS = ('numeric', 'bucketized', 'categorical', 'hashed', 'crossed')
 
 
 class ModelConfig(_Strict):
-    kind: Literal['keras_dnn'] = 'keras_dnn'
+    kind: Literal['keras_dnn', 'keras_wide_deep'] = 'keras_dnn'
     hidden_units: List[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [64, 32], min_length=1)
     dropout: float = Field(0.1, ge=0, lt=1)
+    optimizer: Literal['adam', 'sgd', 'rmsprop', 'adagrad'] = 'adam'
     learning_rate: float = Field(0.003, gt=0, le=1)
+    early_stopping_patience: Optional[int] = Field(
+        None, ge=1, description='stop after this many epochs without a lower eval loss; keep the best weights')
     batch_size: int = Field(64, ge=1)
     train_steps: int = Field(1000, ge=1)
     eval_steps: int = Field(50, ge=1)
@@ -111,8 +120,21 @@ class ServingConfig(_Strict):
 
 
 class BeamConfig(_Strict):
-    args: List[str] = Field(default_factory=lambda: [
-        '--direct_running_mode=multi_processing', '--direct_num_workers=0'])
+    """Beam flags for the Beam-powered components: a profile (kubeflow/beam_profiles.py) and extra flags.
+
+    After loading, `args` holds the whole list (the profile's flags, then the extra ones); expanding it again
+    gives the same list, so a dumped config reloads unchanged.
+    """
+    profile: str = Field('direct', description='direct (local, default), dataflow or portable (Flink/Spark)')
+    settings: Dict[str, Union[int, str]] = Field(default_factory=dict, description="the profile's Beam flags")
+    args: List[str] = Field(default_factory=list,
+                            description="extra Beam flags; one here replaces the profile's flag of the same name")
+
+    @model_validator(mode='after')
+    def _expand_profile(self):
+        from kubeflow.beam_profiles import pipeline_args
+        self.args = pipeline_args(self.profile, self.settings, self.args)
+        return self
 
 
 class Config(_Strict):
@@ -145,25 +167,44 @@ class Config(_Strict):
                             'feature defined in features')
         return features
 
+    @model_validator(mode='after')
+    def _model_fits_features(self):
+        if self.model.kind == 'keras_wide_deep' and all(f.kind == 'numeric' for f in self.features.values()):
+            raise ValueError('model.kind keras_wide_deep needs at least one categorical, bucketized, hashed or '
+                             'crossed feature for its wide part; use keras_dnn for numeric-only features')
+        return self
+
     # ---- derived paths -------------------------------------------------------------------------
+    # A path with a scheme (gs://, s3://) is an object-storage URI: kept as written and read via tf.io.gfile.
     @property
     def csv_pattern(self) -> str:
+        if '://' in self.data.csv:
+            return self.data.csv
         return os.path.normpath(os.path.join(self.config_dir, self.data.csv))
 
     @property
     def csv_files(self) -> List[str]:
+        if '://' in self.csv_pattern:
+            import tensorflow as tf
+            return sorted(tf.io.gfile.glob(self.csv_pattern))
         return sorted(glob.glob(self.csv_pattern))
 
     @property
     def run_path(self) -> str:
+        if self.run_dir and '://' in self.run_dir:
+            return self.run_dir.rstrip('/')
         return os.path.abspath(self.run_dir or os.path.join('runs', self.name))
 
     @property
     def push_path(self) -> str:
+        if '://' in self.serving.push_dir:
+            return self.serving.push_dir.rstrip('/')
         return os.path.abspath(self.serving.push_dir)
 
     @property
     def frozen_schema_path(self) -> str:
+        if self.frozen_schema and '://' in self.frozen_schema:
+            return self.frozen_schema
         return os.path.normpath(os.path.join(self.config_dir, self.frozen_schema or 'schema/schema.pbtxt'))
 
     @property

@@ -10,6 +10,7 @@ from tfx.orchestration import metadata
 
 from components.anomaly_gate import AnomalyGate
 from components.evaluator import eval_config
+from components.pusher import ATOMIC_PUSH_EXECUTOR
 from transforms.preprocessing import custom_config
 
 # ExampleGen hashes each example into one of 100 buckets: the same rows always land in the same split.
@@ -66,7 +67,8 @@ def create_pipeline(config, n_classes: int) -> tfx.dsl.Pipeline:
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=model_push_dir(config))))
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=model_push_dir(config))),
+        custom_executor_spec=ATOMIC_PUSH_EXECUTOR)  # atomic version folders + models.config
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root(config),

@@ -59,6 +59,11 @@ CASES = [
      'evaluation.thresholds.accuracy:'),
     ('unknown metric', lambda d: d.update(evaluation={'thresholds': {'f1': 0.5}}), 'evaluation.thresholds'),
     ('bad model name', lambda d: d['serving'].update(model_name='my model'), 'serving.model_name:'),
+    ('unknown model kind', lambda d: d.update(model={'kind': 'xgboost'}), "model.kind: must be 'keras_dnn'"),
+    ('embedding on numeric', lambda d: d['features']['income'].update(embedding_dim=4),
+     'features.income.embedding_dim: unknown key'),
+    ('zero embedding', lambda d: d['features']['city'].update(embedding_dim=0), 'features.city.embedding_dim:'),
+    ('unknown optimizer', lambda d: d.update(model={'optimizer': 'lbfgs'}), 'model.optimizer:'),
 ]
 
 

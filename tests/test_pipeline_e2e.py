@@ -12,6 +12,7 @@ import shutil
 import pytest
 import tensorflow as tf
 import yaml
+from tensorflow.core.protobuf import saved_model_pb2
 
 from pipeline.config import load_config
 from pipeline.summary import open_store
@@ -116,7 +117,7 @@ def test_pushed_model_classifies_raw_examples(penguins):
     model = _pushed_model(summary)
     rows = _rows(config)[::15]
     examples = serialize(rows, raw_feature_dtypes(model))
-    out = model.signatures['serving_default'](examples=tf.constant(examples))
+    out = model.signatures['serving_default'](inputs=tf.constant(examples))
     classes = [c.decode() for c in out['classes'].numpy()[0]]
     assert sorted(classes) == sorted(summary['label']['classes'])
     scores = out['scores'].numpy()
@@ -125,6 +126,12 @@ def test_pushed_model_classifies_raw_examples(penguins):
     predicted = [classes[i] for i in scores.argmax(axis=1)]
     correct = sum(p == r['species'] for p, r in zip(predicted, rows))
     assert correct / len(rows) >= 0.9, list(zip(predicted, [r['species'] for r in rows]))
+
+    # TF Serving's Classify API accepts only a classification signature with one `inputs` tensor.
+    with open(os.path.join(summary['pushed_to'], 'saved_model.pb'), 'rb') as f:
+        signature = saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs[0].signature_def['serving_default']
+    assert signature.method_name == 'tensorflow/serving/classify'
+    assert list(signature.inputs) == ['inputs'] and {'classes', 'scores'} <= set(signature.outputs)
 
     # The raw-tensor signature gives the same answer as the tf.Example one.
     dtypes = raw_feature_dtypes(model)
@@ -140,7 +147,7 @@ def test_pushed_binary_model_scores_positive_class(attrition):
         pytest.fail(f'attrition model not blessed: {summary["validation_failures"]}')
     model = _pushed_model(summary)
     rows = _rows(load_config(config_path))[:50]
-    out = model.signatures['serving_default'](examples=tf.constant(serialize(rows, raw_feature_dtypes(model))))
+    out = model.signatures['serving_default'](inputs=tf.constant(serialize(rows, raw_feature_dtypes(model))))
     assert [c.decode() for c in out['classes'].numpy()[0]] == ['No', 'Yes']
     scores = out['scores'].numpy()
     positive = out['probabilities'].numpy()[:, 0]

@@ -43,7 +43,9 @@ def _config(classes=None):
     })
 
 
-def _transform(config):
+def _transform(config, transform_dir=None):
+    """Analyzes and transforms ROWS; returns ({output: values}, city vocabulary). Keeps the transform graph in
+    `transform_dir` when given."""
     spec = {'num': tf.io.FixedLenFeature([], tf.float32), 'mm': tf.io.FixedLenFeature([], tf.float32),
             'inc': tf.io.FixedLenFeature([], tf.int64), 'bkt': tf.io.FixedLenFeature([], tf.float32),
             'city': tf.io.FixedLenFeature([], tf.string), 'town': tf.io.FixedLenFeature([], tf.string),
@@ -53,7 +55,7 @@ def _transform(config):
     fn = functools.partial(preprocessing_fn, custom_config=custom_config(config))
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp, force_tf_compat_v1=False):
         (transformed, _), transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
-        out_dir = tempfile.mkdtemp(dir=tmp)
+        out_dir = transform_dir or tempfile.mkdtemp(dir=tmp)
         _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
         vocab = [v.decode() for v in tft.TFTransformOutput(out_dir).vocabulary_by_name('city')]
     return {k: [row[k] for row in transformed] for k in transformed[0]}, vocab

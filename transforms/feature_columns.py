@@ -1,7 +1,8 @@
 """Feature columns built from the config and the tf.Transform output: the one input definition every model uses.
 
 Numeric features become numeric columns; every id feature (vocabulary, quantile bucket, hash, cross) becomes an
-identity column of the size tf.Transform produced, shown to the model as a one-hot indicator.
+identity column of the size tf.Transform produced, which a DNN sees one-hot (indicator column) or, with
+`embedding_dim`, through a learnt embedding; the wide (linear) part of a wide-and-deep model sees it one-hot.
 """
 from typing import Dict, List
 
@@ -19,17 +20,29 @@ def num_ids(name: str, spec, tf_transform_output: tft.TFTransformOutput) -> int:
     return spec.buckets if spec.kind == 'bucketized' else spec.hash_buckets
 
 
+def id_column(name: str, spec, tf_transform_output: tft.TFTransformOutput):
+    return tf.feature_column.categorical_column_with_identity(
+        transformed_name(name), num_buckets=num_ids(name, spec, tf_transform_output), default_value=0)
+
+
 def feature_columns(features: Dict, tf_transform_output: tft.TFTransformOutput) -> List:
+    """The deep (DNN) input: numeric columns, embeddings where `embedding_dim` is set, else one-hot."""
     columns = []
     for name, spec in features.items():
-        key = transformed_name(name)
         if spec.kind == 'numeric':
-            columns.append(tf.feature_column.numeric_column(key))
+            columns.append(tf.feature_column.numeric_column(transformed_name(name)))
+        elif spec.embedding_dim:
+            columns.append(tf.feature_column.embedding_column(
+                id_column(name, spec, tf_transform_output), dimension=spec.embedding_dim))
         else:
-            ids = tf.feature_column.categorical_column_with_identity(
-                key, num_buckets=num_ids(name, spec, tf_transform_output), default_value=0)
-            columns.append(tf.feature_column.indicator_column(ids))
+            columns.append(tf.feature_column.indicator_column(id_column(name, spec, tf_transform_output)))
     return columns
+
+
+def wide_columns(features: Dict, tf_transform_output: tft.TFTransformOutput) -> List:
+    """The wide (linear) input: every id feature one-hot, crosses included."""
+    return [tf.feature_column.indicator_column(id_column(name, spec, tf_transform_output))
+            for name, spec in features.items() if spec.kind != 'numeric']
 
 
 def keras_inputs(features: Dict) -> Dict[str, tf.keras.Input]:

@@ -1,0 +1,97 @@
+"""Beam profiles: named sets of `beam_pipeline_args` saying where the data-heavy components run.
+
+A config picks a profile with `beam.profile` and fills its settings under `beam.settings`; each setting is the Beam
+flag of the same name (`project: my-proj` becomes `--project=my-proj`). `beam.args` adds flags, and a flag given
+there replaces the profile's flag of the same name. The result is what TFX hands every Beam-powered component
+(ExampleGen, StatisticsGen, Transform, Evaluator), whether the pipeline runs locally or on Kubeflow Pipelines.
+
+Kept free of heavy imports: `pipeline.config` expands profiles while loading a config.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Tuple, Union
+
+Setting = Union[str, int]
+
+
+@dataclass(frozen=True)
+class Profile:
+    description: str
+    fixed: Tuple[str, ...] = ()  # flags every use of the profile needs
+    required: Tuple[str, ...] = ()
+    defaults: Dict[str, Setting] = field(default_factory=dict)
+    optional: Tuple[str, ...] = ()  # accepted settings without a default
+
+
+PROFILES: Dict[str, Profile] = {
+    'direct': Profile(
+        description='Beam DirectRunner on this machine, one worker process per CPU (direct_num_workers: 0); '
+                    'the default, and what `tfx-tabular run` uses',
+        defaults={'direct_running_mode': 'multi_processing', 'direct_num_workers': 0}),
+    'dataflow': Profile(
+        description='Google Cloud Dataflow; workers run sdk_container_image (use the pipeline image: it has the '
+                    'TFX stack the components need), temp_location must be a gs:// folder',
+        fixed=('--runner=DataflowRunner', '--sdk_location=container'),
+        required=('project', 'region', 'temp_location', 'sdk_container_image'),
+        optional=('staging_location', 'max_num_workers', 'machine_type', 'service_account_email', 'network',
+                  'subnetwork')),
+    'portable': Profile(
+        description='a portable Beam job server in front of Flink or Spark (job_endpoint host:port); workers run '
+                    'environment_config: the pipeline image for DOCKER, a worker pool address for EXTERNAL',
+        fixed=('--runner=PortableRunner',),
+        required=('job_endpoint', 'environment_config'),
+        defaults={'environment_type': 'DOCKER'},
+        optional=('artifact_endpoint', 'sdk_worker_parallelism')),
+}
+
+ENVIRONMENT_TYPES = ('DOCKER', 'EXTERNAL', 'PROCESS')
+
+
+class ProfileError(ValueError):
+    """A profile setting is missing or wrong; the message names it and the fix."""
+
+
+def _check(name: str, settings: Mapping[str, Setting]) -> Profile:
+    if name not in PROFILES:
+        raise ProfileError(f'profile: unknown profile {name!r}; use one of {", ".join(PROFILES)}')
+    profile = PROFILES[name]
+    known = set(profile.required) | set(profile.defaults) | set(profile.optional)
+    for key in settings:
+        if key not in known:
+            raise ProfileError(f'settings.{key}: not a setting of profile {name} (it takes '
+                               f'{", ".join(sorted(known))}); put other Beam flags in beam.args')
+    missing = [k for k in profile.required if settings.get(k) in (None, '')]
+    if missing:
+        raise ProfileError(f'settings.{missing[0]}: required by profile {name}; add it '
+                           f'(profile {name} needs {", ".join(profile.required)})')
+    if name == 'dataflow':
+        for key in ('temp_location', 'staging_location'):
+            if key in settings and not str(settings[key]).startswith('gs://'):
+                raise ProfileError(f'settings.{key}: Dataflow needs a gs:// folder, got {settings[key]!r}')
+    if name == 'portable':
+        kind = settings.get('environment_type', profile.defaults['environment_type'])
+        if kind not in ENVIRONMENT_TYPES:
+            raise ProfileError(f'settings.environment_type: must be one of {", ".join(ENVIRONMENT_TYPES)}, '
+                               f'got {kind!r}')
+    return profile
+
+
+def _flag_name(arg: str) -> str:
+    return arg.split('=', 1)[0] if arg.startswith('--') else ''
+
+
+def merge_args(base: List[str], extra: List[str]) -> List[str]:
+    """`base` then `extra`; a `--name=value` flag in `extra` drops `base`'s flag of the same name."""
+    replaced = {_flag_name(a) for a in extra} - {''}
+    return [a for a in base if _flag_name(a) not in replaced] + list(extra)
+
+
+def profile_args(name: str, settings: Mapping[str, Setting]) -> List[str]:
+    """The profile's Beam flags with these settings; raises ProfileError naming a missing or wrong setting."""
+    profile = _check(name, settings)
+    values = {**profile.defaults, **settings}
+    ordered = list(profile.defaults) + [k for k in profile.required + profile.optional if k not in profile.defaults]
+    return list(profile.fixed) + [f'--{k}={values[k]}' for k in ordered if k in values]
+
+
+def pipeline_args(name: str, settings: Mapping[str, Setting], extra: List[str]) -> List[str]:
+    return merge_args(profile_args(name, settings), extra)

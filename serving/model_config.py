@@ -1,0 +1,161 @@
+"""The push directory as TF Serving reads it: `<push_dir>/<model>/<integer version>/saved_model.pb`, and
+`<push_dir>/models.config`, a ModelServerConfig in text format listing every pushed model.
+
+Also TF Serving's version policy (ServableVersionPolicy: latest N, all, specific), shared by the push/rollback
+code that writes the policy and the local server that applies it. Local paths only: the pipeline's push
+directory is a local absolute path.
+"""
+import contextlib
+import fcntl
+import os
+from typing import Callable, Iterator, List, Optional
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+MODELS_CONFIG = 'models.config'
+SAVED_MODEL_FILES = ('saved_model.pb', 'saved_model.pbtxt')
+LATEST = 'latest'
+
+
+class ModelConfigError(ValueError):
+    """A models.config that cannot be read, or a request it cannot satisfy; names the file and the fix."""
+
+
+def models_config_path(push_dir: str) -> str:
+    return os.path.join(push_dir, MODELS_CONFIG)
+
+
+def is_version_dir(base_path: str, name: str) -> bool:
+    """TF Serving serves a child of the base path only if its name is an integer and it holds a SavedModel."""
+    return name.isdigit() and any(os.path.isfile(os.path.join(base_path, name, f)) for f in SAVED_MODEL_FILES)
+
+
+def list_versions(base_path: str) -> List[int]:
+    """The servable versions under a model's base path, ascending (empty if the path does not exist)."""
+    try:
+        names = os.listdir(base_path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(int(n) for n in names if is_version_dir(base_path, n))
+
+
+def parse_models_config(text: str, path: str = MODELS_CONFIG) -> model_server_config_pb2.ModelServerConfig:
+    config = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as e:
+        raise ModelConfigError(f'{path}: not a ModelServerConfig in text format ({e}); fix or delete it') from None
+    return config
+
+
+def read_models_config(path: str) -> model_server_config_pb2.ModelServerConfig:
+    """The config at `path`, or an empty one if there is no file yet."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return parse_models_config(f.read(), path)
+    except FileNotFoundError:
+        return model_server_config_pb2.ModelServerConfig()
+
+
+def format_models_config(config: model_server_config_pb2.ModelServerConfig) -> str:
+    return text_format.MessageToString(config)
+
+
+def write_models_config(path: str, config: model_server_config_pb2.ModelServerConfig) -> None:
+    """Writes a temp file and renames it over `path`, so a polling server never reads half a config."""
+    tmp = f'{path}.tmp-{os.getpid()}'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.write(format_models_config(config))
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _locked(push_dir: str) -> Iterator[None]:
+    """An exclusive lock on the push directory's models.config, for read-modify-write across processes."""
+    os.makedirs(push_dir, exist_ok=True)
+    with open(os.path.join(push_dir, f'.{MODELS_CONFIG}.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def pushed_models(push_dir: str) -> List[str]:
+    """Model folders under the push directory that hold at least one servable version."""
+    try:
+        names = sorted(os.listdir(push_dir))
+    except FileNotFoundError:
+        return []
+    return [n for n in names if os.path.isdir(os.path.join(push_dir, n)) and list_versions(os.path.join(push_dir, n))]
+
+
+def find_model(config, name: str):
+    for model in config.model_config_list.config:
+        if model.name == name:
+            return model
+    return None
+
+
+def update_models_config(push_dir: str, change: Optional[Callable] = None) -> model_server_config_pb2.ModelServerConfig:
+    """Under the lock: reads models.config, adds every pushed model it lacks, applies `change`, writes it back.
+
+    Existing entries keep their policy and labels (a pin set by `serving rollback` survives later pushes).
+    """
+    push_dir = os.path.abspath(push_dir)
+    path = models_config_path(push_dir)
+    with _locked(push_dir):
+        config = read_models_config(path)
+        for name in pushed_models(push_dir):
+            if find_model(config, name) is None:
+                entry = config.model_config_list.config.add()
+                entry.name = name
+                entry.base_path = os.path.join(push_dir, name)
+                entry.model_platform = 'tensorflow'
+        if change is not None:
+            change(config)
+        write_models_config(path, config)
+    return config
+
+
+def rerooted(config, base_path_root: str) -> model_server_config_pb2.ModelServerConfig:
+    """A copy whose base paths are `<base_path_root>/<model name>`: the same models as another machine mounts them."""
+    copy = model_server_config_pb2.ModelServerConfig()
+    copy.CopyFrom(config)
+    for model in copy.model_config_list.config:
+        model.base_path = base_path_root.rstrip('/') + '/' + model.name
+    return copy
+
+
+# ---- version policy ------------------------------------------------------------------------------------------
+def policy_description(model_config) -> str:
+    policy = model_config.model_version_policy
+    kind = policy.WhichOneof('policy_choice')
+    if kind == 'all':
+        return 'all versions'
+    if kind == 'specific':
+        return 'pinned to version ' + ', '.join(str(v) for v in policy.specific.versions)
+    return f'latest {policy.latest.num_versions or 1}'
+
+
+def wanted_versions(model_config, available: List[int]) -> List[int]:
+    """The versions TF Serving's ServableVersionPolicy asks for, among those on disk (default: the latest one)."""
+    policy = model_config.model_version_policy
+    kind = policy.WhichOneof('policy_choice')
+    if kind == 'all':
+        return sorted(available)
+    if kind == 'specific':
+        return sorted(set(policy.specific.versions) & set(available))
+    n = policy.latest.num_versions or 1
+    return sorted(available)[-n:]
+
+
+def pin(model_config, version: int) -> None:
+    model_config.model_version_policy.specific.Clear()
+    model_config.model_version_policy.specific.versions.append(version)
+
+
+def unpin(model_config) -> None:
+    """Back to TF Serving's default policy: the latest version."""
+    model_config.ClearField('model_version_policy')
