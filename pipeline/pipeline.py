@@ -48,10 +48,9 @@ def create_pipeline(config, n_classes: int) -> tfx.dsl.Pipeline:
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs['anomalies'])
-    user_config = custom_config(config)
     transform = tfx.components.Transform(
         examples=example_gen.outputs['examples'], schema=schema_gen.outputs['schema'],
-        preprocessing_fn='transforms.preprocessing.preprocessing_fn', custom_config=user_config)
+        preprocessing_fn='transforms.preprocessing.preprocessing_fn', custom_config=custom_config(config))
     transform.add_upstream_node(anomaly_gate)
     trainer = tfx.components.Trainer(
         run_fn='components.trainer.run_fn',
@@ -60,7 +59,7 @@ def create_pipeline(config, n_classes: int) -> tfx.dsl.Pipeline:
         schema=schema_gen.outputs['schema'],
         train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
-        custom_config=user_config)
+        custom_config={**custom_config(config), 'model': config.model.model_dump(mode='json')})
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
         eval_config=eval_config(config, n_classes))

@@ -39,6 +39,53 @@ def small_config(tmp_path):
     return write, raw
 
 
+def prepare_config(tmp_path, name, **model):
+    """A copy of the shipped config `name` whose outputs go to tmp_path, with model settings overridden."""
+    import shutil
+    data_dir = tmp_path / 'data'
+    data_dir.mkdir()
+    shutil.copy(os.path.join(DATA, name, f'{name}.csv'), data_dir / f'{name}.csv')
+    with open(os.path.join(DATA, name, 'config.yaml')) as f:
+        raw = yaml.safe_load(f)
+    raw['run_dir'] = str(tmp_path / 'run')
+    raw['serving']['push_dir'] = str(tmp_path / 'serving')
+    raw['model'].update(model)
+    path = data_dir / 'config.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def run_pipeline_cli(config_path):
+    """`tfx-tabular run --config`; returns the process result and the run's summary.json (None if absent)."""
+    import json
+    from pipeline.config import load_config
+    result = run_cli('run', '--config', config_path)
+    summary_path = os.path.join(load_config(config_path).run_path, 'summary.json')
+    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else None
+    return result, summary
+
+
+@pytest.fixture(scope='session')
+def penguins_run(tmp_path_factory):
+    """One real pipeline run on the shipped penguins data (multi-class), shared by every test module.
+
+    Tests must not change its config or run directory; copy the config to experiment.
+    """
+    config_path = prepare_config(tmp_path_factory.mktemp('penguins'), 'penguins', train_steps=200)
+    result, summary = run_pipeline_cli(config_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return config_path, result, summary
+
+
+@pytest.fixture(scope='session')
+def attrition_run(tmp_path_factory):
+    """One real pipeline run on the shipped attrition data (binary), shared by every test module."""
+    config_path = prepare_config(tmp_path_factory.mktemp('attrition'), 'attrition', train_steps=300)
+    result, summary = run_pipeline_cli(config_path)
+    assert result.returncode in (0, 3), result.stdout[-3000:] + result.stderr[-3000:]
+    return config_path, result, summary
+
+
 def run_cli(*args, cwd=None):
     """Runs the installed console script, as a user would."""
     import subprocess

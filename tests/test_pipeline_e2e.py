@@ -5,9 +5,7 @@ on disk and in MLMD, metrics against the majority-class rate, the pushed SavedMo
 the TFX cache on a second run, and a frozen schema stopping drifted data before training.
 """
 import csv
-import json
 import os
-import shutil
 
 import pytest
 import tensorflow as tf
@@ -17,29 +15,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from pipeline.config import load_config
 from pipeline.summary import open_store
 from serving.examples import raw_feature_dtypes, serialize
-from tests.conftest import DATA, run_cli
-
-
-def _prepare(tmp_path, name, **model):
-    """A copy of the shipped config with outputs in tmp_path and a shorter training run."""
-    data_dir = tmp_path / 'data'
-    data_dir.mkdir()
-    shutil.copy(os.path.join(DATA, name, f'{name}.csv'), data_dir / f'{name}.csv')
-    with open(os.path.join(DATA, name, 'config.yaml')) as f:
-        raw = yaml.safe_load(f)
-    raw['run_dir'] = str(tmp_path / 'run')
-    raw['serving']['push_dir'] = str(tmp_path / 'serving')
-    raw['model'].update(model)
-    path = data_dir / 'config.yaml'
-    path.write_text(yaml.safe_dump(raw))
-    return str(path)
-
-
-def _run(config_path):
-    result = run_cli('run', '--config', config_path)
-    summary_path = os.path.join(load_config(config_path).run_path, 'summary.json')
-    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else None
-    return result, summary
+from tests.conftest import run_cli, run_pipeline_cli as _run
 
 
 def _rows(config):
@@ -47,20 +23,14 @@ def _rows(config):
         return list(csv.DictReader(f))
 
 
-@pytest.fixture(scope='module')
-def penguins(tmp_path_factory):
-    config_path = _prepare(tmp_path_factory.mktemp('penguins'), 'penguins', train_steps=200)
-    result, summary = _run(config_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return config_path, result, summary
+@pytest.fixture
+def penguins(penguins_run):
+    return penguins_run
 
 
-@pytest.fixture(scope='module')
-def attrition(tmp_path_factory):
-    config_path = _prepare(tmp_path_factory.mktemp('attrition'), 'attrition', train_steps=300)
-    result, summary = _run(config_path)
-    assert result.returncode in (0, 3), result.stdout[-3000:] + result.stderr[-3000:]
-    return config_path, result, summary
+@pytest.fixture
+def attrition(attrition_run):
+    return attrition_run
 
 
 EXPECTED_COMPONENTS = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'AnomalyGate',
@@ -170,10 +140,17 @@ def test_second_run_is_served_from_cache(penguins):
 
 def test_frozen_schema_stops_drifted_data_before_training(penguins, tmp_path):
     config_path, _, _ = penguins
-    frozen = run_cli('schema', 'freeze', '--config', config_path)
-    assert frozen.returncode == 0, frozen.stderr
     config = load_config(config_path)
-    assert os.path.isfile(config.frozen_schema_path)
+    # A copy of the config that shares the run's MLMD but keeps its frozen schema to itself.
+    raw = yaml.safe_load(open(config_path))
+    raw['data']['csv'] = config.csv_files[0]
+    (tmp_path / 'frozen').mkdir()
+    frozen_config = tmp_path / 'frozen' / 'config.yaml'
+    frozen_config.write_text(yaml.safe_dump(raw))
+    frozen = run_cli('schema', 'freeze', '--config', str(frozen_config))
+    assert frozen.returncode == 0, frozen.stderr
+    schema_path = load_config(str(frozen_config)).frozen_schema_path
+    assert os.path.isfile(schema_path) and 'feature {' in open(schema_path).read()
 
     rows = _rows(config)
     for i, row in enumerate(rows):
@@ -187,9 +164,8 @@ def test_frozen_schema_stops_drifted_data_before_training(penguins, tmp_path):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    raw = yaml.safe_load(open(config_path))
     raw['data']['csv'] = str(drifted_dir / 'penguins.csv')
-    raw['frozen_schema'] = config.frozen_schema_path
+    raw['frozen_schema'] = schema_path
     drifted_config = drifted_dir / 'config.yaml'
     drifted_config.write_text(yaml.safe_dump(raw))
 

@@ -25,11 +25,11 @@ def label_key(label: LabelConfig) -> str:
 
 
 def custom_config(config) -> Dict[str, Any]:
-    """What the pipeline hands to Transform and Trainer: the parts of the config they need, as JSON."""
+    """What the pipeline hands to Transform: only the config parts it reads, so that changing model settings
+    does not invalidate Transform's cache."""
     return {
         'features': {n: f.model_dump(mode='json') for n, f in config.features.items()},
         'label': config.label.model_dump(mode='json'),
-        'model': config.model.model_dump(mode='json'),
     }
 
 
