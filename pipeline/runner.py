@@ -123,6 +123,9 @@ def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
     finally:
         restore()
     _copy_training_curves(summary, config.run_path)
+    from pipeline.report import REPORT_FILE, write_report
+    summary['report'] = write_report(summary, config.evaluation.thresholds,
+                                     os.path.join(config.run_path, REPORT_FILE))
     from pipeline.summary import write_summary
     write_summary(summary, os.path.join(config.run_path, 'summary.json'))
     return summary

@@ -118,6 +118,7 @@ def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
     evaluator = by_name.get('Evaluator', {}).get('outputs', {})
     if 'evaluation' in evaluator:
         uri = evaluator['evaluation']['uri']
+        summary['evaluation_uri'] = uri
         summary['metrics'] = read_metrics(uri, names)
         summary['validation_failures'] = read_validation_failures(uri, names)
     if 'blessing' in evaluator:
@@ -173,4 +174,6 @@ def format_summary(summary: Dict) -> str:
             lines.append(f'  {c["component"] + "." + key:<36} {art["uri"]}')
     if summary.get('tensorboard_logdir'):
         lines.append(f'Training curves: tensorboard --logdir {summary["tensorboard_logdir"]}')
+    if summary.get('report'):
+        lines.append(f'Report (open in a browser): {summary["report"]}')
     return '\n'.join(lines)

@@ -196,3 +196,35 @@ def test_model_below_threshold_is_not_blessed_nor_pushed(attrition):
     assert failure.startswith('auc = ') and 'on overall fails lower bound 0.995' in failure
     assert 'Blessed: NO' in result.stdout and failure in result.stdout
     assert sorted(os.listdir(os.path.dirname(first['pushed_to']))) == pushed_before
+
+
+def test_model_change_retrains_and_reuses_transform(penguins, tmp_path):
+    config_path, _, _ = penguins
+    raw = yaml.safe_load(open(config_path))
+    raw['data']['csv'] = load_config(config_path).csv_files[0]
+    raw['model'].update(kind='keras_wide_deep', hidden_units=[8])
+    raw['serving']['push_dir'] = str(tmp_path / 'serving')  # keep the shared run's push directory as it is
+    wide = tmp_path / 'wide.yaml'
+    wide.write_text(yaml.safe_dump(raw))
+    result, summary = _run(str(wide))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    states = {c['component']: c['state'] for c in summary['components']}
+    assert all(states[c] == 'cached' for c in ('CsvExampleGen', 'StatisticsGen', 'Transform')), states
+    assert states['Trainer'] == 'ran' and states['Evaluator'] == 'ran'
+    assert summary['metrics']['overall']['accuracy'] >= 0.9
+    assert summary['pushed_to'].startswith(str(tmp_path / 'serving' / 'penguins'))
+
+
+@pytest.mark.parametrize('run', ['penguins', 'attrition'])
+def test_report_is_self_contained_with_pictures(run, request):
+    config_path, result, summary = request.getfixturevalue(run)
+    report = summary['report']
+    assert report.endswith('report.html') and f'Report (open in a browser): {report}' in result.stdout
+    page = open(report, encoding='utf-8').read()
+    assert page.count('src="data:image/png;base64,') >= 4  # metrics, confusion matrix, slices, curves
+    assert 'src="http' not in page and 'href="http' not in page
+    for name in summary['metrics']:
+        assert f'<td>{name}</td>' in page
+    for class_name in summary['label']['classes']:
+        assert class_name in page
+    assert ('Not blessed' in page) != summary['blessed']
