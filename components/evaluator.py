@@ -3,6 +3,7 @@
 TFMA applies the Transform graph itself (the model's `transform_features` signature) to get the label, and
 slices on the raw CSV columns of each eval example.
 """
+import json
 from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
@@ -11,13 +12,21 @@ from components.trainer import PREDICTION_KEY
 from transforms.preprocessing import label_key
 
 # Config metric name -> TFMA metric class, per label type.
-BINARY_METRICS = {'accuracy': 'BinaryAccuracy', 'auc': 'AUC', 'precision': 'Precision', 'recall': 'Recall'}
+BINARY_METRICS = {'accuracy': 'BinaryAccuracy', 'auc': 'AUC', 'precision': 'Precision', 'recall': 'Recall',
+                  'false_positive_rate': 'FPR', 'false_negative_rate': 'FNR'}
 MULTICLASS_METRICS = {'accuracy': 'SparseCategoricalAccuracy', 'auc': 'AUC', 'precision': 'Precision',
                       'recall': 'Recall'}
+# The config's name of a binary metric -> the key TFMA writes it under, and back.
+BINARY_METRIC_KEYS = {'accuracy': 'binary_accuracy', 'auc': 'auc', 'precision': 'precision', 'recall': 'recall',
+                      'false_positive_rate': 'fpr', 'false_negative_rate': 'fnr'}
+TFMA_TO_CONFIG = {'binary_accuracy': 'accuracy', 'sparse_categorical_accuracy': 'accuracy',
+                  'fpr': 'false_positive_rate', 'fnr': 'false_negative_rate'}
 
 
-# TFMA's output key of each metric class -> the config's name for it.
-TFMA_TO_CONFIG = {'binary_accuracy': 'accuracy', 'sparse_categorical_accuracy': 'accuracy'}
+def _bound(lower: Optional[float] = None, upper: Optional[float] = None) -> tfma.MetricThreshold:
+    return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+        lower_bound=None if lower is None else {'value': lower},
+        upper_bound=None if upper is None else {'value': upper}))
 
 
 def _metric(class_name: str, lower_bound: Optional[float] = None) -> tfma.MetricConfig:
@@ -25,29 +34,47 @@ def _metric(class_name: str, lower_bound: Optional[float] = None) -> tfma.Metric
 
     A plain `threshold` would be checked on every slice, failing a model for one small group's value.
     """
-    if lower_bound is None:
-        return tfma.MetricConfig(class_name=class_name)
-    bound = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={'value': lower_bound}))
-    return tfma.MetricConfig(class_name=class_name, per_slice_thresholds=[
-        tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=bound)])
+    metric = tfma.MetricConfig(class_name=class_name)
+    if lower_bound is not None:
+        metric.per_slice_thresholds.append(
+            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=_bound(lower=lower_bound)))
+    return metric
+
+
+def _add_fairness_gates(metrics: Dict[str, tfma.MetricConfig], fairness) -> None:
+    """Per-group bounds become per-slice thresholds on each sensitive column's slices. Gap bounds only need
+    their metric computed per group: components/fairness_gate.py compares the groups."""
+    for gate in fairness.gates:
+        class_name = BINARY_METRICS[gate.metric]
+        metric = metrics.setdefault(class_name, tfma.MetricConfig(class_name=class_name))
+        if gate.min is not None or gate.max is not None:
+            metric.per_slice_thresholds.append(tfma.PerSliceMetricThreshold(
+                slicing_specs=[tfma.SlicingSpec(feature_keys=[c]) for c in fairness.sensitive],
+                threshold=_bound(gate.min, gate.max)))
 
 
 def eval_config(config, n_classes: int) -> tfma.EvalConfig:
     thresholds: Dict[str, float] = config.evaluation.thresholds
     binary = config.label.type == 'binary'
     names = BINARY_METRICS if binary else MULTICLASS_METRICS
-    overall: List[tfma.MetricConfig] = [tfma.MetricConfig(class_name='ExampleCount'),
-                                        _metric(names['accuracy'], thresholds.get('accuracy'))]
+    overall = {names['accuracy']: _metric(names['accuracy'], thresholds.get('accuracy'))}
+    fairness = config.fairness
+    fairness_indicators = [] if fairness is None else [tfma.MetricConfig(
+        class_name='FairnessIndicators', config=json.dumps({'thresholds': fairness.thresholds}))]
     if binary:
-        overall += [_metric(names[m], thresholds.get(m)) for m in ('auc', 'precision', 'recall')]
-        overall.append(tfma.MetricConfig(class_name='ConfusionMatrixPlot'))
-        specs = [tfma.MetricsSpec(metrics=overall)]
+        for m in ('auc', 'precision', 'recall'):
+            overall[names[m]] = _metric(names[m], thresholds.get(m))
+        if fairness:
+            _add_fairness_gates(overall, fairness)
+        specs = [tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name='ExampleCount'), *overall.values(),
+                                           tfma.MetricConfig(class_name='ConfusionMatrixPlot'),
+                                           *fairness_indicators])]
     else:
-        overall.append(tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'))
-        # One-vs-rest precision/recall/AUC per class, and their macro average (which the thresholds gate).
+        # One-vs-rest precision/recall/AUC (and Fairness Indicators) per class, and their macro average.
         per_class = [_metric(names[m], thresholds.get(m)) for m in ('auc', 'precision', 'recall')]
-        specs = [tfma.MetricsSpec(metrics=overall),
-                 tfma.MetricsSpec(metrics=per_class,
+        specs = [tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name='ExampleCount'), *overall.values(),
+                                           tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot')]),
+                 tfma.MetricsSpec(metrics=per_class + fairness_indicators,
                                   binarize=tfma.BinarizationOptions(class_ids={'values': list(range(n_classes))}),
                                   aggregate=tfma.AggregationOptions(
                                       macro_average=True, class_weights={i: 1.0 for i in range(n_classes)}))]
@@ -55,7 +82,7 @@ def eval_config(config, n_classes: int) -> tfma.EvalConfig:
         model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=label_key(config.label),
                                     prediction_key=PREDICTION_KEY,
                                     preprocessing_function_names=['transform_features'])],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in config.slicing],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in config.slice_columns],
         metrics_specs=specs,
         # The model's own compiled Keras metrics would duplicate these under other names.
         options=tfma.Options(include_default_metrics={'value': False}))

@@ -68,6 +68,18 @@ def cmd_schema_freeze(args) -> int:
     return 0
 
 
+def cmd_embeddings(args) -> int:
+    _quiet_tensorflow()
+    config = _load(args.config)
+    from components.embedding_metadata.locate import NoEmbeddings, describe, latest_logdir
+    try:
+        print('\n'.join(describe(latest_logdir(config, args.config), args.port)))
+    except NoEmbeddings as e:
+        print(f'tfx-tabular embeddings: {e}', file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='tfx-tabular', description='CSV + YAML config -> TFX pipeline -> a served, explainable classifier.')
@@ -100,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                                           'it and stop on data that breaks it.')
     f.add_argument('--config', required=True, help='YAML config file')
     f.set_defaults(func=cmd_schema_freeze)
+
+    p = sub.add_parser('embeddings', help="print the TensorBoard command for the latest run's Embedding Projector",
+                       description="Print the TensorBoard command that shows the latest run's EmbeddingMetadata "
+                                   '(learnt feature values, hidden units and eval examples, every row labelled).')
+    p.add_argument('--config', required=True, help='YAML config file')
+    p.add_argument('--port', type=int, default=6006, help='port for TensorBoard (default 6006)')
+    p.set_defaults(func=cmd_embeddings)
 
     # Each area registers its own subcommands; their handlers return an exit code like the ones above.
     from kubeflow.cli import add_commands as add_kubeflow_commands

@@ -114,6 +114,36 @@ class EvaluationConfig(_Strict):
         description='lower bounds on overall metrics; a model below any is not blessed')
 
 
+FairnessMetric = Literal['accuracy', 'auc', 'precision', 'recall', 'false_positive_rate', 'false_negative_rate']
+
+
+class FairnessGate(_Strict):
+    """A bound every group of every sensitive feature must meet (`min`/`max`), or a bound on the largest
+    difference between any two groups of the same feature (`max_gap`)."""
+    metric: FairnessMetric
+    min: Optional[float] = Field(None, ge=0, le=1)
+    max: Optional[float] = Field(None, ge=0, le=1)
+    max_gap: Optional[float] = Field(None, gt=0, le=1)
+
+    @model_validator(mode='after')
+    def _has_a_bound(self):
+        if self.min is None and self.max is None and self.max_gap is None:
+            raise ValueError(f'gate on {self.metric} has no bound: add min, max or max_gap')
+        return self
+
+
+class FairnessConfig(_Strict):
+    sensitive: List[str] = Field(min_length=1, description='CSV columns whose groups are audited and gated')
+    thresholds: List[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=lambda: [0.3, 0.5, 0.7], min_length=1,
+        description="decision thresholds of TFMA's Fairness Indicators")
+    gates: List[FairnessGate] = Field(default_factory=list)
+
+
+class EmbeddingsConfig(_Strict):
+    examples: int = Field(500, ge=0, description='eval examples whose last hidden layer the projector shows')
+
+
 class ServingConfig(_Strict):
     model_name: str = Field(pattern=r'^[A-Za-z0-9_.-]+$')
     push_dir: str = 'serving_models'
@@ -145,6 +175,8 @@ class Config(_Strict):
     slicing: List[str] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    fairness: Optional[FairnessConfig] = None
+    embeddings: EmbeddingsConfig = Field(default_factory=EmbeddingsConfig)
     serving: ServingConfig
     beam: BeamConfig = Field(default_factory=BeamConfig)
     run_dir: Optional[str] = Field(None, description='default: runs/<name> in the working directory')
@@ -166,6 +198,13 @@ class Config(_Strict):
                             f'{name}: crossed column {col!r} must name a categorical, bucketized or hashed '
                             'feature defined in features')
         return features
+
+    @model_validator(mode='after')
+    def _gates_fit_label(self):
+        if self.fairness and self.fairness.gates and self.label.type != 'binary':
+            raise ValueError('fairness.gates: gates are supported for binary labels only so far; remove them '
+                             '(multi-class runs still report Fairness Indicators per group)')
+        return self
 
     @model_validator(mode='after')
     def _model_fits_features(self):
@@ -206,6 +245,12 @@ class Config(_Strict):
         if self.frozen_schema and '://' in self.frozen_schema:
             return self.frozen_schema
         return os.path.normpath(os.path.join(self.config_dir, self.frozen_schema or 'schema/schema.pbtxt'))
+
+    @property
+    def slice_columns(self) -> List[str]:
+        """Columns metrics are reported by: `slicing`, then the sensitive ones not already there."""
+        sensitive = self.fairness.sensitive if self.fairness else []
+        return list(self.slicing) + [c for c in sensitive if c not in self.slicing]
 
     @property
     def raw_columns(self) -> List[str]:
@@ -263,6 +308,9 @@ def _check_against_csv(config: Config) -> List[str]:
     for name, spec in config.features.items():
         if spec.kind == 'crossed' and name in columns:
             problems.append(f'features.{name}: a crossed feature needs a new name, {name!r} is already a CSV column')
+    for name in config.fairness.sensitive if config.fairness else []:
+        if name not in columns:
+            problems.append(f'fairness.sensitive: {name!r} is not a CSV column ({hint})')
     for name in config.slicing:
         if name not in columns:
             problems.append(f'slicing: {name!r} is not a CSV column; slice on raw CSV columns ({hint})')

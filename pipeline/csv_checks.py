@@ -72,3 +72,4 @@ def check_csv_files(files: List[str], label_column: str, label_type: str) -> Dic
         raise DataError(f'label column {label_column!r} has {len(counts)} classes '
                         f'({", ".join(sorted(counts)[:6])}...); set label.type: multiclass')
     return dict(counts)
+

@@ -3,13 +3,17 @@
 User code is referenced by dotted path (`transforms.preprocessing.preprocessing_fn`, `components.trainer.run_fn`)
 from this installed package, so TFX needs no module-file wheel staged into the pipeline root.
 """
+import json
 import os
 
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
 from components.anomaly_gate import AnomalyGate
+from components.csv_example_gen import StreamingCsvExampleGen
+from components.embedding_metadata import EmbeddingMetadataGen
 from components.evaluator import eval_config
+from components.fairness_gate import FairnessGate
 from components.pusher import ATOMIC_PUSH_EXECUTOR
 from transforms.preprocessing import custom_config
 
@@ -30,9 +34,9 @@ def model_push_dir(config) -> str:
     return os.path.join(config.push_path, config.serving.model_name)
 
 
-def create_pipeline(config, n_classes: int) -> tfx.dsl.Pipeline:
+def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.dsl.Pipeline:
     eval_buckets = max(1, round(SPLIT_BUCKETS * config.data.eval_fraction))
-    example_gen = tfx.components.CsvExampleGen(
+    example_gen = StreamingCsvExampleGen(  # TFX's CsvExampleGen, with flat memory on the local DirectRunner
         input_base=os.path.dirname(config.csv_pattern),
         input_config=tfx.proto.Input(splits=[
             tfx.proto.Input.Split(name='all', pattern=os.path.basename(config.csv_pattern))]),
@@ -60,11 +64,21 @@ def create_pipeline(config, n_classes: int) -> tfx.dsl.Pipeline:
         train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
         custom_config={**custom_config(config), 'model': config.model.model_dump(mode='json')})
+    embedding_metadata = EmbeddingMetadataGen(
+        model=trainer.outputs['model'], transform_graph=transform.outputs['transform_graph'],
+        examples=example_gen.outputs['examples'], custom_config=custom_config(config),
+        slicing=config.slice_columns, max_examples=config.embeddings.examples)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
         eval_config=eval_config(config, n_classes))
+    gates = [evaluator]
+    if config.fairness:
+        gates.append(FairnessGate(
+            evaluation=evaluator.outputs['evaluation'], evaluator_blessing=evaluator.outputs['blessing'],
+            gap_gates=json.dumps([g.model_dump() for g in config.fairness.gates if g.max_gap is not None]),
+            sensitive=json.dumps(config.fairness.sensitive)))
     pusher = tfx.components.Pusher(
-        model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
+        model=trainer.outputs['model'], model_blessing=gates[-1].outputs['blessing'],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=model_push_dir(config))),
         custom_executor_spec=ATOMIC_PUSH_EXECUTOR)  # atomic version folders + models.config
@@ -72,7 +86,9 @@ def create_pipeline(config, n_classes: int) -> tfx.dsl.Pipeline:
         pipeline_name=config.name,
         pipeline_root=pipeline_root(config),
         components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate, transform,
-                    trainer, evaluator, pusher],
+                    trainer, *gates, pusher, embedding_metadata],
         enable_cache=True,
-        metadata_connection_config=metadata.sqlite_metadata_connection_config(metadata_path(config)),
+        # local_metadata=False (Kubeflow, which keeps the metadata itself): no SQLite file, no folder made for it.
+        metadata_connection_config=(metadata.sqlite_metadata_connection_config(metadata_path(config))
+                                    if local_metadata else None),
         beam_pipeline_args=list(config.beam.args))

@@ -155,6 +155,11 @@ def write_report(summary: Dict, thresholds: Dict[str, float], path: str) -> str:
         with open(curves, 'rb') as f:
             encoded = base64.b64encode(f.read()).decode()
         parts += ['<h2>Training curves</h2>', f'<img alt="training curves" src="data:image/png;base64,{encoded}">']
+    if summary.get('embeddings_logdir'):
+        from components.embedding_metadata.locate import tensorboard_command
+        parts.append(f'<p>Embedding Projector (every learnt row labelled by the feature value it stands for): '
+                     f'<code>{html.escape(tensorboard_command(summary["embeddings_logdir"]))}</code>, then open '
+                     '<code>http://localhost:6006/#projector</code></p>')
     if summary.get('tensorboard_logdir'):
         parts.append(f'<p>TensorBoard: <code>tensorboard --logdir {html.escape(summary["tensorboard_logdir"])}'
                      '</code></p>')

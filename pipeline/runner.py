@@ -35,12 +35,12 @@ class _Progress(logging.Handler):
         if record.msg == 'Component %s is running.':
             self.current, self.started, self.cached = record.args[0], time.time(), False
             self.index += 1
-            self.echo(f'[{self.index}] {self.current:<18} started {time.strftime("%H:%M:%S")}')
+            self.echo(f'[{self.index}] {self.current:<20} started {time.strftime("%H:%M:%S")}')
         elif str(record.msg).startswith('A cached execution'):
             self.cached = True
         elif record.msg == 'Component %s is finished.':
             how = 'reused from cache' if self.cached else f'done in {time.time() - self.started:.1f}s'
-            self.echo(f'[{self.index}] {record.args[0]:<18} {how}')
+            self.echo(f'[{self.index}] {record.args[0]:<20} {how}')
             self.current = None
 
 

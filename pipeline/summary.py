@@ -12,11 +12,14 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
+from components.embedding_metadata.locate import embedding_logdir, tensorboard_command
 from components.evaluator import TFMA_TO_CONFIG
 from components.trainer import class_names
 from pipeline.pipeline import metadata_path
 
-TABLE_METRICS = ('example_count', 'accuracy', 'auc', 'precision', 'recall')
+TABLE_METRICS = ('example_count', 'accuracy', 'auc', 'precision', 'recall', 'false_positive_rate',
+                 'false_negative_rate')
+SHORT_NAMES = {'false_positive_rate': 'fpr', 'false_negative_rate': 'fnr', 'example_count': 'examples'}
 STATES = {metadata_store_pb2.Execution.COMPLETE: 'ran', metadata_store_pb2.Execution.CACHED: 'cached',
           metadata_store_pb2.Execution.FAILED: 'failed', metadata_store_pb2.Execution.RUNNING: 'running'}
 
@@ -79,6 +82,8 @@ def read_metrics(evaluation_uri: str, classes: List[str]) -> Dict[str, Dict[str,
     """{slice: {metric: value}}; multi-class precision/recall/auc are macro averages, per class `<metric>/<class>`."""
     slices = {}
     for per_slice in tfma.load_metrics(evaluation_uri):
+        if per_slice.HasField('cross_slice_key'):
+            continue
         slices[_slice_name(per_slice.slice_key)] = {
             metric_name(kv.key, classes): round(kv.value.double_value.value, 4)
             for kv in per_slice.metric_keys_and_values if kv.value.HasField('double_value')}
@@ -86,16 +91,21 @@ def read_metrics(evaluation_uri: str, classes: List[str]) -> Dict[str, Dict[str,
 
 
 def read_validation_failures(evaluation_uri: str, classes: List[str]) -> List[str]:
-    validation = tfma.load_validation_result(evaluation_uri)
+    """One line per failed threshold: the metric, the slice (or the two groups of a gap), value and bound."""
     failures = []
-    for per_slice in validation.metric_validations_per_slice:
-        where = _slice_name(per_slice.slice_key)
+    for per_slice in tfma.load_validation_result(evaluation_uri).metric_validations_per_slice:
+        if per_slice.HasField('cross_slice_key'):
+            key = per_slice.cross_slice_key
+            where = f'{_slice_name(key.comparison_slice_key)} minus {_slice_name(key.baseline_slice_key)}'
+        else:
+            where = _slice_name(per_slice.slice_key)
         for f in per_slice.failures:
             bound = f.metric_threshold.value_threshold
-            limit = (f'lower bound {bound.lower_bound.value}' if bound.HasField('lower_bound')
-                     else f'upper bound {bound.upper_bound.value}')
+            limits = ([f'lower bound {bound.lower_bound.value}'] if bound.HasField('lower_bound') else []) + (
+                [f'upper bound {bound.upper_bound.value}'] if bound.HasField('upper_bound') else [])
             value = f.metric_value.double_value.value
-            failures.append(f'{metric_name(f.metric_key, classes)} = {value:.4f} on {where} fails {limit}')
+            failures.append(f'{metric_name(f.metric_key, classes)} = {value:.4f} on {where} fails '
+                            f'{" and ".join(limits)}')
     return failures
 
 
@@ -121,13 +131,18 @@ def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
         summary['evaluation_uri'] = uri
         summary['metrics'] = read_metrics(uri, names)
         summary['validation_failures'] = read_validation_failures(uri, names)
-    if 'blessing' in evaluator:
-        summary['blessed'] = bool(evaluator['blessing']['properties'].get('blessed', 0))
+    gate = by_name.get('FairnessGate', {}).get('outputs', {}).get('blessing')
+    blessing = gate or evaluator.get('blessing')
+    if blessing:
+        summary['blessed'] = bool(blessing['properties'].get('blessed', 0))
+    if gate:
+        summary['validation_failures'] += json.loads(gate['properties'].get('fairness_failures', '[]'))
     pusher = by_name.get('Pusher', {}).get('outputs', {})
     if 'pushed_model' in pusher:
         props = pusher['pushed_model']['properties']
         summary['pushed'] = bool(props.get('pushed', 0))
         summary['pushed_to'] = props.get('pushed_destination') if summary['pushed'] else None
+    summary['embeddings_logdir'] = embedding_logdir(components)
     model_run = by_name.get('Trainer', {}).get('outputs', {}).get('model_run')
     if model_run:
         summary['tensorboard_logdir'] = model_run['uri']
@@ -143,20 +158,20 @@ def write_summary(summary: Dict, path: str) -> None:
 
 def format_summary(summary: Dict) -> str:
     lines = ['', f'Run {summary["name"]}: {summary["run_dir"]}']
-    lines.append(f'  {"component":<18} {"state":<7} {"seconds":>8}')
+    lines.append(f'  {"component":<20} {"state":<7} {"seconds":>8}')
     for c in summary['components']:
-        lines.append(f'  {c["component"]:<18} {c["state"]:<7} {c["seconds"]:>8.1f}')
+        lines.append(f'  {c["component"]:<20} {c["state"]:<7} {c["seconds"]:>8.1f}')
     if summary['all_cached']:
         lines.append('  Nothing changed since the last run: every component was reused from TFX\'s cache.')
     metrics = summary.get('metrics')
     if metrics:
         names = [m for m in TABLE_METRICS if m in metrics.get('overall', {})]
         lines += ['', 'Eval metrics on the eval split (multi-class: macro averages; per class in summary.json):',
-                  '  ' + f'{"slice":<30}' + ''.join(f'{n:>14}' for n in names)]
+                  '  ' + f'{"slice":<30}' + ''.join(f'{SHORT_NAMES.get(n, n):>11}' for n in names)]
         for slice_name in sorted(metrics, key=lambda s: (s != 'overall', s)):
             values = metrics[slice_name]
             lines.append('  ' + f'{slice_name[:30]:<30}' + ''.join(
-                f'{values[n]:>14.4g}' if n in values else f'{"-":>14}' for n in names))
+                f'{values[n]:>11.4g}' if n in values else f'{"-":>11}' for n in names))
         lines.append(f'  majority-class rate (always predicting the most frequent class): '
                      f'{summary["label"]["majority_class_rate"]:.4f}')
     if 'blessed' in summary:
@@ -174,6 +189,9 @@ def format_summary(summary: Dict) -> str:
             lines.append(f'  {c["component"] + "." + key:<36} {art["uri"]}')
     if summary.get('tensorboard_logdir'):
         lines.append(f'Training curves: tensorboard --logdir {summary["tensorboard_logdir"]}')
+    if summary.get('embeddings_logdir'):
+        lines.append(f'Embedding projector: {tensorboard_command(summary["embeddings_logdir"])} '
+                     '(then open http://localhost:6006/#projector)')
     if summary.get('report'):
         lines.append(f'Report (open in a browser): {summary["report"]}')
     return '\n'.join(lines)

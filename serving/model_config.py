@@ -2,16 +2,15 @@
 `<push_dir>/models.config`, a ModelServerConfig in text format listing every pushed model.
 
 Also TF Serving's version policy (ServableVersionPolicy: latest N, all, specific), shared by the push/rollback
-code that writes the policy and the local server that applies it. Local paths only: the pipeline's push
-directory is a local absolute path.
+code that writes the policy and the local server that applies it. The push directory is a local folder or an
+object-store URI (storage.py).
 """
-import contextlib
-import fcntl
-import os
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, List, Optional
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
+
+from serving import storage
 
 MODELS_CONFIG = 'models.config'
 SAVED_MODEL_FILES = ('saved_model.pb', 'saved_model.pbtxt')
@@ -23,21 +22,17 @@ class ModelConfigError(ValueError):
 
 
 def models_config_path(push_dir: str) -> str:
-    return os.path.join(push_dir, MODELS_CONFIG)
+    return storage.join(push_dir, MODELS_CONFIG)
 
 
 def is_version_dir(base_path: str, name: str) -> bool:
     """TF Serving serves a child of the base path only if its name is an integer and it holds a SavedModel."""
-    return name.isdigit() and any(os.path.isfile(os.path.join(base_path, name, f)) for f in SAVED_MODEL_FILES)
+    return name.isdigit() and any(storage.isfile(storage.join(base_path, name, f)) for f in SAVED_MODEL_FILES)
 
 
 def list_versions(base_path: str) -> List[int]:
     """The servable versions under a model's base path, ascending (empty if the path does not exist)."""
-    try:
-        names = os.listdir(base_path)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(int(n) for n in names if is_version_dir(base_path, n))
+    return sorted(int(n) for n in storage.listdir(base_path) if is_version_dir(base_path, n))
 
 
 def parse_models_config(text: str, path: str = MODELS_CONFIG) -> model_server_config_pb2.ModelServerConfig:
@@ -51,11 +46,9 @@ def parse_models_config(text: str, path: str = MODELS_CONFIG) -> model_server_co
 
 def read_models_config(path: str) -> model_server_config_pb2.ModelServerConfig:
     """The config at `path`, or an empty one if there is no file yet."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            return parse_models_config(f.read(), path)
-    except FileNotFoundError:
+    if not storage.exists(path):
         return model_server_config_pb2.ModelServerConfig()
+    return parse_models_config(storage.read_bytes(path).decode('utf-8'), path)
 
 
 def format_models_config(config: model_server_config_pb2.ModelServerConfig) -> str:
@@ -63,32 +56,18 @@ def format_models_config(config: model_server_config_pb2.ModelServerConfig) -> s
 
 
 def write_models_config(path: str, config: model_server_config_pb2.ModelServerConfig) -> None:
-    """Writes a temp file and renames it over `path`, so a polling server never reads half a config."""
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(format_models_config(config))
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _locked(push_dir: str) -> Iterator[None]:
-    """An exclusive lock on the push directory's models.config, for read-modify-write across processes."""
-    os.makedirs(push_dir, exist_ok=True)
-    with open(os.path.join(push_dir, f'.{MODELS_CONFIG}.lock'), 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    """Replaces the file in one step, so a polling server never reads half a config."""
+    storage.write_text(path, format_models_config(config))
 
 
 def pushed_models(push_dir: str) -> List[str]:
     """Model folders under the push directory that hold at least one servable version."""
-    try:
-        names = sorted(os.listdir(push_dir))
-    except FileNotFoundError:
-        return []
-    return [n for n in names if os.path.isdir(os.path.join(push_dir, n)) and list_versions(os.path.join(push_dir, n))]
+    return [n for n in sorted(storage.listdir(push_dir)) if list_versions(storage.join(push_dir, n))]
+
+
+def locked(push_dir: str):
+    """An exclusive lock on the push directory's models.config, for read-modify-write across processes."""
+    return storage.locked(push_dir, f'.{MODELS_CONFIG}.lock')
 
 
 def find_model(config, name: str):
@@ -103,19 +82,27 @@ def update_models_config(push_dir: str, change: Optional[Callable] = None) -> mo
 
     Existing entries keep their policy and labels (a pin set by `serving rollback` survives later pushes).
     """
-    push_dir = os.path.abspath(push_dir)
+    push_dir = storage.absolute(push_dir)
     path = models_config_path(push_dir)
-    with _locked(push_dir):
+    with locked(push_dir):
         config = read_models_config(path)
         for name in pushed_models(push_dir):
             if find_model(config, name) is None:
                 entry = config.model_config_list.config.add()
                 entry.name = name
-                entry.base_path = os.path.join(push_dir, name)
+                entry.base_path = storage.join(push_dir, name)
                 entry.model_platform = 'tensorflow'
         if change is not None:
             change(config)
         write_models_config(path, config)
+    return config
+
+
+def single_model_config(base_path: str, name: str) -> model_server_config_pb2.ModelServerConfig:
+    """TF Serving's --model_name/--model_base_path: one model, latest version."""
+    config = model_server_config_pb2.ModelServerConfig()
+    entry = config.model_config_list.config.add()
+    entry.name, entry.base_path, entry.model_platform = name, storage.absolute(base_path), 'tensorflow'
     return config
 
 

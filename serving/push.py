@@ -2,15 +2,17 @@
 
 A model server polls `<push_dir>/<model>/` and loads any integer-named folder holding a SavedModel, so a
 version must appear complete or not at all: the copy goes to a hidden staging folder (not an integer, so
-servers ignore it) that is renamed into place, an atomic step on one filesystem.
+servers ignore it) that is renamed into place, an atomic step on one filesystem. Object stores (gs://, s3://)
+cannot rename a folder atomically; there the version is written in place with saved_model.pb last, as TFX's
+own Pusher does.
 """
 import os
-import shutil
 import time
 import uuid
 from typing import Optional, Tuple
 
 from serving import model_config as mc
+from serving import storage
 
 
 class PushError(ValueError):
@@ -18,12 +20,12 @@ class PushError(ValueError):
 
 
 def is_saved_model(path: str) -> bool:
-    return any(os.path.isfile(os.path.join(path, f)) for f in mc.SAVED_MODEL_FILES)
+    return any(storage.isfile(storage.join(path, f)) for f in mc.SAVED_MODEL_FILES)
 
 
 def next_version(base_path: str) -> int:
     """TFX's version number (Unix time), but always above the versions already there."""
-    taken = [int(n) for n in os.listdir(base_path) if n.isdigit()] if os.path.isdir(base_path) else []
+    taken = [int(n) for n in storage.listdir(base_path) if n.isdigit()]
     return max(int(time.time()), max(taken, default=0) + 1)
 
 
@@ -34,20 +36,27 @@ def push_model(model_dir: str, base_path: str, version: Optional[int] = None) ->
     """
     if not is_saved_model(model_dir):
         raise PushError(f'{model_dir} holds no saved_model.pb; pass the folder of an exported SavedModel')
-    base_path = os.path.abspath(base_path)
+    base_path = storage.absolute(base_path)
     push_dir = os.path.dirname(base_path)
-    os.makedirs(base_path, exist_ok=True)
-    staging = os.path.join(base_path, f'.incoming-{uuid.uuid4().hex}')
-    try:
-        shutil.copytree(model_dir, staging)
-        with mc._locked(push_dir):  # version choice and rename together: concurrent pushes get distinct versions
-            chosen = version if version is not None else next_version(base_path)
-            final = os.path.join(base_path, str(chosen))
-            if os.path.exists(final):
-                raise PushError(f'{final} exists; versions are never overwritten, push without a version number')
-            os.rename(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    storage.makedirs(base_path)
+    if storage.is_uri(base_path):
+        chosen = version if version is not None else next_version(base_path)
+        final = storage.join(base_path, str(chosen))
+        if storage.exists(final):
+            raise PushError(f'{final} exists; versions are never overwritten, push without a version number')
+        storage.copy_tree(model_dir, final)
+    else:
+        staging = os.path.join(base_path, f'.incoming-{uuid.uuid4().hex}')
+        try:
+            storage.copy_tree(model_dir, staging)
+            with mc.locked(push_dir):  # version choice and rename together: concurrent pushes get distinct versions
+                chosen = version if version is not None else next_version(base_path)
+                final = os.path.join(base_path, str(chosen))
+                if os.path.exists(final):
+                    raise PushError(f'{final} exists; versions are never overwritten, push without a version number')
+                os.rename(staging, final)
+        finally:
+            storage.rmtree(staging)
     mc.update_models_config(push_dir)
     return chosen, final
 
@@ -75,8 +84,8 @@ def rollback(push_dir: str, model: str, to: str) -> str:
     A pin is TF Serving's `specific` version policy: servers polling models.config switch to that version
     (loading it before unloading the others) and stay there across later pushes until unpinned.
     """
-    push_dir = os.path.abspath(push_dir)
-    base_path = os.path.join(push_dir, model)
+    push_dir = storage.absolute(push_dir)
+    base_path = storage.join(push_dir, model)
     versions = mc.list_versions(base_path)
     if to != mc.LATEST:
         if not to.isdigit() or int(to) not in versions:

@@ -64,6 +64,18 @@ CASES = [
      'features.income.embedding_dim: unknown key'),
     ('zero embedding', lambda d: d['features']['city'].update(embedding_dim=0), 'features.city.embedding_dim:'),
     ('unknown optimizer', lambda d: d.update(model={'optimizer': 'lbfgs'}), 'model.optimizer:'),
+    ('sensitive not in CSV', lambda d: d.update(fairness={'sensitive': ['gender']}),
+     "fairness.sensitive: 'gender' is not a CSV column"),
+    ('gate without bound', lambda d: d.update(fairness={'sensitive': ['city'],
+                                                         'gates': [{'metric': 'false_positive_rate'}]}),
+     'gate on false_positive_rate has no bound: add min, max or max_gap'),
+    ('gate on unknown metric', lambda d: d.update(fairness={'sensitive': ['city'],
+                                                             'gates': [{'metric': 'fpr', 'max': 0.1}]}),
+     'fairness.gates.0.metric:'),
+    ('negative embedding examples', lambda d: d.update(embeddings={'examples': -1}), 'embeddings.examples:'),
+    ('gates on multiclass', lambda d: (d['label'].update(type='multiclass'), d.update(
+        fairness={'sensitive': ['city'], 'gates': [{'metric': 'recall', 'min': 0.5}]})),
+     'gates are supported for binary labels only'),
 ]
 
 

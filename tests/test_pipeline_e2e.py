@@ -34,20 +34,23 @@ def attrition(attrition_run):
 
 
 EXPECTED_COMPONENTS = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'AnomalyGate',
-                       'Transform', 'Trainer', 'Evaluator', 'Pusher']
+                       'Transform', 'Trainer', 'EmbeddingMetadataGen', 'Evaluator', 'Pusher']
 
 
 @pytest.mark.parametrize('run', ['penguins', 'attrition'])
 def test_every_component_ran_and_every_artifact_is_in_mlmd(run, request):
     config_path, result, summary = request.getfixturevalue(run)
-    assert [c['component'] for c in summary['components']] == EXPECTED_COMPONENTS
+    expected = list(EXPECTED_COMPONENTS)
+    if load_config(config_path).fairness:
+        expected.insert(expected.index('Pusher'), 'FairnessGate')
+    assert [c['component'] for c in summary['components']] == expected
     assert all(c['state'] == 'ran' for c in summary['components'])
-    for name in EXPECTED_COMPONENTS:  # progress: one start and one finish line per component
-        assert f'{name:<18} started' in result.stdout and f'{name:<18} done in' in result.stdout
+    for name in expected:  # progress: one start and one finish line per component
+        assert f'{name:<20} started' in result.stdout and f'{name:<20} done in' in result.stdout
     store = open_store(summary['metadata'])
     outputs = [a for c in summary['components'] for a in c['outputs'].values()]
     assert {'Examples', 'ExampleStatistics', 'Schema', 'ExampleAnomalies', 'TransformGraph', 'Model',
-            'ModelEvaluation', 'ModelBlessing', 'PushedModel'} <= {a['type'] for a in outputs}
+            'ModelEvaluation', 'ModelBlessing', 'PushedModel', 'EmbeddingMetadata'} <= {a['type'] for a in outputs}
     recorded = {a.id: a for a in store.get_artifacts_by_id([a['mlmd_id'] for a in outputs])}
     for artifact in outputs:
         assert recorded[artifact['mlmd_id']].uri == artifact['uri']

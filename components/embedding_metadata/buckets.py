@@ -60,8 +60,9 @@ def boundaries(ids_of: IdsOf, is_float: bool) -> List[float]:
 
 def interval(lower, upper) -> str:
     """`[25.0, 30.0)`, `(-inf, 25.0)` or `[60.0, +inf)`."""
-    left = f'[{np.float32(lower)}' if lower is not None else '(-inf'
-    right = f'{np.float32(upper)})' if upper is not None else '+inf)'
+    # str() of a float32 is its shortest round-trip form: 0.1, not 0.10000000149011612.
+    left = f'[{str(np.float32(lower))}' if lower is not None else '(-inf'
+    right = f'{str(np.float32(upper))})' if upper is not None else '+inf)'
     return f'{left}, {right}'
 
 

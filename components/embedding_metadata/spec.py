@@ -7,6 +7,8 @@ from tfx import types
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.embedding_metadata.locate import ARTIFACT_TYPE
+
 MODEL_KEY = 'model'
 TRANSFORM_GRAPH_KEY = 'transform_graph'
 EXAMPLES_KEY = 'examples'
@@ -20,7 +22,7 @@ DEFAULT_MAX_EXAMPLES = 500
 
 class EmbeddingMetadata(types.Artifact):
     """A TensorBoard log dir: `projector_config.pbtxt`, one tensor TSV and one metadata TSV per tensor."""
-    TYPE_NAME = 'EmbeddingMetadata'
+    TYPE_NAME = ARTIFACT_TYPE
 
 
 class EmbeddingMetadataGenSpec(types.ComponentSpec):

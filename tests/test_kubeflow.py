@@ -1,0 +1,497 @@
+"""Kubeflow Pipelines 2.x: the compiled package is the local pipeline, parses strictly, and runs on open-source KFP.
+
+Also: Beam profiles parse with Beam's own PipelineOptions, the Kubernetes manifests parse into the kubernetes
+client's models, `submit` drives kfp's real Client against a fake KFP API on 127.0.0.1, the image's s3:// hook, and
+the streaming CsvExampleGen writes what TFX's writes. Speed and memory at scale: bench/scale.py.
+"""
+import csv
+import glob
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+import yaml
+
+from kubeflow.compile import OBJECT_STORAGE_ENV, CompileError, check_spec, compile_pipeline, label_class_count
+from pipeline.config import ConfigError, load_config
+from tests.conftest import DATA, ROOT, run_cli, write_csv
+
+IMAGE = 'registry.example.com/team/tfx-tabular:0.1.0'
+KUBEFLOW = os.path.join(ROOT, 'kubeflow')
+SECRET_MANIFEST = os.path.join(KUBEFLOW, 'manifests', 'object-storage-secret.yaml')
+
+
+def _docs(path):
+    with open(path, encoding='utf-8') as f:
+        return [d for d in yaml.safe_load_all(f) if d is not None]
+
+
+def _strict_spec(doc):
+    """The YAML parsed into kfp's PipelineSpec with protobuf's json_format: an unknown field fails."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    return json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
+
+
+def _param(task, name):
+    """A constant string parameter of a task (schema 2.0.0 writes them as `constantValue.stringValue`)."""
+    runtime = task.inputs.parameters[name].runtime_value
+    assert runtime.HasField('constant_value'), f'{name} is not a constant'
+    return runtime.constant_value.string_value
+
+
+@pytest.fixture(scope='module')
+def compiled(tmp_path_factory):
+    """Each shipped config compiled once: {name: (config, path of the package)}."""
+    out = tmp_path_factory.mktemp('kfp')
+    result = {}
+    for name in ('attrition', 'penguins'):
+        config = load_config(os.path.join(DATA, name, 'config.yaml'))
+        package = compile_pipeline(config, IMAGE, str(out / f'{name}.yaml'), secret='tfx-tabular-object-storage')
+        result[name] = (config, package)
+    return result
+
+
+@pytest.mark.parametrize('name', ['attrition', 'penguins'])
+def test_package_parses_strictly_and_kfp_client_accepts_it(compiled, name):
+    from kfp.client.client import _extract_pipeline_yaml
+    config, package = compiled[name]
+    spec_doc, platform_doc = _docs(package.path)
+    spec = _strict_spec(spec_doc)
+    assert spec.pipeline_info.name == config.name and spec.schema_version == '2.0.0'
+    doc = _extract_pipeline_yaml(package.path)  # what create_run_from_pipeline_package reads
+    assert doc.pipeline_spec == spec
+    assert set(doc.platform_spec.platforms) == {'kubernetes'}
+    assert not os.path.exists(package.path + '.tmp')
+
+
+@pytest.mark.parametrize('name', ['attrition', 'penguins'])
+def test_every_component_has_its_image_arguments_and_dependencies(compiled, name):
+    from google.protobuf import json_format
+    from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import KUBEFLOW_TFX_CMD
+    from pipeline.pipeline import create_pipeline, model_push_dir
+    config, package = compiled[name]
+    spec = _strict_spec(_docs(package.path)[0])
+    local = create_pipeline(config, label_class_count(config))  # the pipeline `tfx-tabular run` runs
+    tasks = spec.root.dag.tasks
+    assert set(tasks) == {c.id for c in local.components}
+    executors = json_format.MessageToDict(spec.deployment_spec)['executors']
+    for component in local.components:
+        task = tasks[component.id]
+        assert set(task.dependent_tasks) == {n.id for n in component.upstream_nodes}, component.id
+        for key, channel in component.inputs.items():
+            producer = task.inputs.artifacts[key].task_output_artifact
+            assert (producer.producer_task, producer.output_artifact_key) == (channel.producer_component_id,
+                                                                             channel.output_key)
+        executor = executors[spec.components[task.component_ref.name].executor_label]
+        assert set(executor) == {'container'}, f'{component.id} is not a plain container (resolver/importer)'
+        container = executor['container']
+        assert container['image'] == IMAGE
+        assert tuple(container['command']) == KUBEFLOW_TFX_CMD
+        executor_class = component.executor_spec.executor_class
+        assert container['args'][:2] == ['--executor_class_path',
+                                         f'{executor_class.__module__}.{executor_class.__name__}']
+        assert container['args'][-len(config.beam.args):] == config.beam.args
+    assert _param(tasks['CsvExampleGen'], 'input_base') == os.path.dirname(config.csv_pattern)
+    assert _param(tasks['Transform'], 'preprocessing_fn') == 'transforms.preprocessing.preprocessing_fn'
+    assert _param(tasks['Trainer'], 'run_fn') == 'components.trainer.run_fn'
+    assert json.loads(_param(tasks['Trainer'], 'train_args'))['num_steps'] == config.model.train_steps
+    push = json.loads(_param(tasks['Pusher'], 'push_destination'))
+    assert push['filesystem']['base_directory'] == model_push_dir(config)
+
+
+def test_object_storage_secret_reaches_every_executor(compiled):
+    from kubernetes import client
+    config, package = compiled['attrition']
+    spec_doc, platform_doc = _docs(package.path)
+    executors = platform_doc['platforms']['kubernetes']['deploymentSpec']['executors']
+    assert set(executors) == set(spec_doc['deploymentSpec']['executors'])
+    secret = client.ApiClient().deserialize(_Response(_docs(SECRET_MANIFEST)[0]), 'V1Secret')
+    for config_ in executors.values():
+        (as_env,) = config_['secretAsEnv']
+        assert as_env['secretName'] == secret.metadata.name
+        assert [(m['secretKey'], m['envVar']) for m in as_env['keyToEnv']] == [(k, k) for k in OBJECT_STORAGE_ENV]
+    assert set(secret.string_data) == set(OBJECT_STORAGE_ENV)
+
+
+def _ram_config(small_config, tmp_path, **changes):
+    """The small config with its data in TensorFlow's in-memory ram:// filesystem, read only via tf.io.gfile."""
+    import tensorflow as tf
+    write, raw = small_config
+    local = write_csv(tmp_path / 'copy.csv', ['age', 'city', 'income', 'y'],
+                      [(20 + i, 'abc'[i % 3], 1000 + i, ['lo', 'mid', 'hi'][i % 3]) for i in range(30)])
+    bucket = f'ram://{tmp_path.name}'
+    tf.io.gfile.makedirs(f'{bucket}/data')
+    tf.io.gfile.copy(str(local), f'{bucket}/data/part-0.csv', overwrite=True)
+    data = {**raw, 'data': {'csv': f'{bucket}/data/part-*.csv'}, 'label': {'column': 'y', 'type': 'multiclass'},
+            'run_dir': 'gs://tfx-tabular-test/runs/small', 'serving': {'model_name': 'small', 'push_dir':
+                                                                           's3://tfx-tabular-test/serving/'}}
+    data.update(changes)
+    return load_config(write(data), check_csv=False)
+
+
+def test_object_storage_paths_compile_and_labels_stream_through_gfile(small_config, tmp_path):
+    config = _ram_config(small_config, tmp_path)
+    assert config.csv_files == [f'ram://{tmp_path.name}/data/part-0.csv']
+    assert label_class_count(config) == 3  # no label.classes: read through tf.io.gfile
+    package = compile_pipeline(config, IMAGE, str(tmp_path / 'p.yaml'))
+    assert package.warnings == []
+    (spec_doc,) = _docs(package.path)
+    spec = _strict_spec(spec_doc)
+    assert spec.default_pipeline_root == package.pipeline_root == 'gs://tfx-tabular-test/runs/small/pipeline_root'
+    tasks = spec.root.dag.tasks
+    assert _param(tasks['CsvExampleGen'], 'input_base') == f'ram://{tmp_path.name}/data'
+    push = json.loads(_param(tasks['Pusher'], 'push_destination'))
+    assert push['filesystem']['base_directory'] == 's3://tfx-tabular-test/serving/small'
+
+
+def test_listed_classes_compile_without_touching_the_data(small_config, tmp_path):
+    config = _ram_config(small_config, tmp_path, data={'csv': 'ram://no-such-bucket/none-*.csv'},
+                         label={'column': 'y', 'type': 'multiclass', 'classes': ['lo', 'mid', 'hi']})
+    from pipeline.pipeline import create_pipeline
+    package = compile_pipeline(config, IMAGE, str(tmp_path / 'p.yaml'))
+    assert set(package.tasks) == {c.id for c in create_pipeline(config, 3, local_metadata=False).components}
+    config.label.classes = None
+    with pytest.raises(CompileError, match=r'data.csv: no file matches .* list label.classes'):
+        label_class_count(config)
+
+
+def test_local_paths_compile_with_one_warning_each(compiled):
+    config, package = compiled['penguins']
+    assert package.pipeline_root is None
+    assert [w.split(':')[0] for w in package.warnings] == ['data.csv', 'run_dir', 'serving.push_dir']
+
+
+@pytest.mark.parametrize('change, option, message', [
+    ({'name': 'My_Model'}, {}, "name: 'My_Model' is not a Kubeflow pipeline name .* e.g. 'my-model'"),
+    ({}, {'image': 'Not An Image'}, "--image 'Not An Image' is not a container image reference"),
+    ({}, {'output': 'pipeline.json'}, 'Kubeflow Pipelines packages are .yaml files'),
+    ({}, {'secret': 'Bad_Secret'}, 'not a Kubernetes Secret name'),
+])
+def test_bad_input_is_one_clear_error(small_config, tmp_path, change, option, message):
+    write, raw = small_config
+    config = load_config(write({**raw, **change}))
+    args = {'image': IMAGE, 'output': str(tmp_path / 'p.yaml'), **option}
+    with pytest.raises(CompileError, match=message):
+        compile_pipeline(config, **args)
+    assert not os.path.exists(tmp_path / 'p.yaml')
+
+
+def test_a_resolver_is_refused(tmp_path):
+    """TFX's own compile of a Resolver node; open-source KFP 2 cannot run it, so the spec check must refuse it."""
+    from tfx import v1 as tfx
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
+    example_gen = tfx.components.CsvExampleGen(input_base=str(tmp_path))
+    latest = tfx.dsl.Resolver(strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+                              examples=example_gen.outputs['examples']).with_id('latest_examples')
+    pipeline = tfx.dsl.Pipeline(pipeline_name='with-resolver', pipeline_root=str(tmp_path),
+                                components=[example_gen, latest])
+    job = v2.KubeflowV2DagRunner(v2.KubeflowV2DagRunnerConfig(default_image=IMAGE)).run(pipeline, write_out=False)
+    with pytest.raises(CompileError, match='is a resolver, which open-source Kubeflow Pipelines 2 cannot run'):
+        check_spec(job['pipelineSpec'])
+
+
+# ---- Beam profiles ------------------------------------------------------------------------------------------
+
+PROFILE_CASES = {
+    'direct': {},
+    'dataflow': {'project': 'my-project', 'region': 'europe-west1', 'temp_location': 'gs://my-bucket/tmp',
+                 'sdk_container_image': IMAGE, 'max_num_workers': 20},
+    'portable': {'job_endpoint': 'flink-jobserver.flink:8099', 'environment_config': IMAGE},
+}
+
+
+def _options(args):
+    from apache_beam.options.pipeline_options import PipelineOptions
+    options = PipelineOptions(args)
+    known = options.get_all_options(drop_default=True)
+    with_unknown = options.get_all_options(drop_default=True, retain_unknown_options=True)
+    assert set(with_unknown) == set(known), f'flags Beam does not know: {set(with_unknown) - set(known)}'
+    return options
+
+
+@pytest.mark.parametrize('profile', PROFILE_CASES)
+def test_each_beam_profile_parses_into_the_intended_options(small_config, profile):
+    from apache_beam.options import pipeline_options as po
+    write, raw = small_config
+    config = load_config(write({**raw, 'beam': {'profile': profile, 'settings': PROFILE_CASES[profile]}}))
+    options = _options(config.beam.args)
+    runner = options.view_as(po.StandardOptions).runner
+    if profile == 'direct':
+        direct = options.view_as(po.DirectOptions)
+        assert runner is None  # Beam's default: the DirectRunner
+        assert (direct.direct_running_mode, direct.direct_num_workers) == ('multi_processing', 0)
+    elif profile == 'dataflow':
+        gcp = options.view_as(po.GoogleCloudOptions)
+        worker = options.view_as(po.WorkerOptions)
+        assert runner == 'DataflowRunner'
+        assert (gcp.project, gcp.region, gcp.temp_location) == ('my-project', 'europe-west1', 'gs://my-bucket/tmp')
+        assert (worker.sdk_container_image, worker.max_num_workers) == (IMAGE, 20)
+        assert options.view_as(po.SetupOptions).sdk_location == 'container'
+    else:
+        portable = options.view_as(po.PortableOptions)
+        assert runner == 'PortableRunner'
+        assert portable.job_endpoint == 'flink-jobserver.flink:8099'
+        assert (portable.environment_type, portable.environment_config) == ('DOCKER', IMAGE)
+
+
+def test_extra_beam_args_replace_the_profiles_flag_and_reach_the_kubeflow_spec(small_config, tmp_path):
+    from apache_beam.options import pipeline_options as po
+    write, raw = small_config
+    config = load_config(write({**raw, 'beam': {'profile': 'dataflow', 'settings': PROFILE_CASES['dataflow'],
+                                                'args': ['--max_num_workers=5', '--machine_type=n2-highmem-4']}}))
+    assert sum(a.startswith('--max_num_workers') for a in config.beam.args) == 1
+    worker = _options(config.beam.args).view_as(po.WorkerOptions)
+    assert (worker.max_num_workers, worker.machine_type) == (5, 'n2-highmem-4')
+    assert load_config(write({**raw, 'beam': config.beam.model_dump()})).beam.args == config.beam.args
+    spec = _strict_spec(_docs(compile_pipeline(config, IMAGE, str(tmp_path / 'p.yaml')).path)[0])
+    args = spec.deployment_spec['executors']['Transform_executor']['container']['args']
+    assert list(args)[-len(config.beam.args):] == config.beam.args
+
+
+@pytest.mark.parametrize('beam, message', [
+    ({'profile': 'dataflow', 'settings': {'project': 'p'}}, 'beam: settings.region: required by profile dataflow'),
+    ({'profile': 'dataflow', 'settings': {**PROFILE_CASES['dataflow'], 'temp_location': '/tmp'}},
+     "beam: settings.temp_location: Dataflow needs a gs:// folder, got '/tmp'"),
+    ({'profile': 'portable', 'settings': {**PROFILE_CASES['portable'], 'environment_type': 'K8S'}},
+     'beam: settings.environment_type: must be one of DOCKER, EXTERNAL, PROCESS'),
+    ({'profile': 'direct', 'settings': {'num_workers': 4}}, 'beam: settings.num_workers: not a setting of profile'),
+    ({'profile': 'spark'}, "beam: profile: unknown profile 'spark'; use one of direct, dataflow, portable"),
+])
+def test_bad_beam_profile_is_one_clear_config_error(small_config, beam, message):
+    write, raw = small_config
+    with pytest.raises(ConfigError) as info:
+        load_config(write({**raw, 'beam': beam}))
+    assert len(info.value.problems) == 1 and info.value.problems[0].startswith(message), info.value.problems
+
+
+# ---- Kubernetes manifests -----------------------------------------------------------------------------------
+
+class _Response:
+    """What kubernetes.client.ApiClient.deserialize reads: a body in `.data`."""
+
+    def __init__(self, obj):
+        self.data = json.dumps(obj)
+
+
+def _camel_case_keys(value):
+    """Drops empty values so a model's serialization compares with the manifest as written."""
+    if isinstance(value, dict):
+        return {k: _camel_case_keys(v) for k, v in value.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_camel_case_keys(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize('path', sorted(glob.glob(os.path.join(KUBEFLOW, 'manifests', '*.yaml'))),
+                         ids=os.path.basename)
+def test_manifests_parse_into_kubernetes_models(path):
+    from kubernetes import client
+    api = client.ApiClient()
+    docs = _docs(path)
+    assert docs
+    for doc in docs:
+        model = f'V1{doc["kind"]}'
+        assert doc['apiVersion'] in ('v1', 'rbac.authorization.k8s.io/v1') and hasattr(client, model)
+        obj = api.deserialize(_Response(doc), model)
+        # The model keeps only fields it knows: a misspelt or misplaced key would be missing from the round trip.
+        assert _camel_case_keys(api.sanitize_for_serialization(obj)) == _camel_case_keys(doc)
+        assert obj.metadata.name and obj.metadata.namespace == 'kubeflow'
+
+
+def test_launcher_configmap_uses_the_object_storage_secret():
+    (configmap,) = _docs(os.path.join(KUBEFLOW, 'manifests', 'kfp-launcher-configmap.yaml'))
+    (secret,) = _docs(SECRET_MANIFEST)
+    s3 = yaml.safe_load(configmap['data']['providers'])['s3']['default']
+    ref = s3['credentials']['secretRef']
+    assert ref['secretName'] == secret['metadata']['name']
+    assert {ref['accessKeyKey'], ref['secretKeyKey']} <= set(secret['stringData'])
+    assert configmap['data']['defaultPipelineRoot'].startswith(('s3://', 'gs://'))
+
+
+# ---- submit -------------------------------------------------------------------------------------------------
+
+class _FakeKfp(http.server.BaseHTTPRequestHandler):
+    """The few KFP v2beta1 API calls kfp's Client makes to start a run; records each request."""
+    requests = []
+    refuse_runs = False
+
+    def _answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.requests.append(('GET', self.path, None))
+        if self.path.startswith('/apis/v2beta1/healthz'):
+            return self._answer(200, {'multi_user': False})
+        if self.path.startswith('/apis/v2beta1/experiments'):
+            return self._answer(200, {'experiments': [], 'total_size': 0})
+        self._answer(404, {'error': 'not found'})
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+        self.requests.append(('POST', self.path, body))
+        if self.path == '/apis/v2beta1/experiments':
+            return self._answer(200, {'experiment_id': 'exp-123', 'display_name': body['display_name']})
+        if self.path == '/apis/v2beta1/runs':
+            if self.refuse_runs:
+                return self._answer(400, {'error': 'bad pipeline spec', 'message': 'bad pipeline spec: no root'})
+            return self._answer(200, {'run_id': 'run-456', 'display_name': body['display_name'],
+                                      'experiment_id': body['experiment_id']})
+        self._answer(404, {'error': 'not found'})
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_kfp():
+    _FakeKfp.requests, _FakeKfp.refuse_runs = [], False
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _FakeKfp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f'http://127.0.0.1:{server.server_address[1]}', _FakeKfp
+    server.shutdown()
+    server.server_close()
+
+
+def test_submit_starts_a_run_through_the_kfp_client(compiled, fake_kfp, monkeypatch, tmp_path):
+    from kfp.client.client import _extract_pipeline_yaml
+    from kubeflow.submit import submit
+    monkeypatch.setenv('HOME', str(tmp_path))  # no ~/.config/kfp/context.json from this machine
+    host, server = fake_kfp
+    config, package = compiled['attrition']
+    done = submit(package.path, host, experiment='nightly', run_name='attrition test',
+                  pipeline_root='s3://bucket/root', service_account='tfx-tabular-runner')
+    assert done.run_id == 'run-456'
+    posts = {path: body for method, path, body in server.requests if method == 'POST'}
+    assert posts['/apis/v2beta1/experiments']['display_name'] == 'nightly'
+    run = posts['/apis/v2beta1/runs']
+    assert (run['experiment_id'], run['display_name'], run['service_account']) == (
+        'exp-123', 'attrition test', 'tfx-tabular-runner')
+    assert run['runtime_config']['pipeline_root'] == 's3://bucket/root'
+    assert run['pipeline_spec'] == _extract_pipeline_yaml(package.path).to_dict()
+    assert run['pipeline_spec']['pipeline_spec']['pipelineInfo']['name'] == 'attrition'
+
+
+def test_submit_reports_a_refused_run_and_an_unreachable_host(compiled, fake_kfp, monkeypatch, tmp_path):
+    from kubeflow.submit import SubmitFailed, submit
+    monkeypatch.setenv('HOME', str(tmp_path))
+    host, server = fake_kfp
+    server.refuse_runs = True
+    _, package = compiled['penguins']
+    with pytest.raises(SubmitFailed, match='refused the run: HTTP 400 .*bad pipeline spec: no root'):
+        submit(package.path, host)
+    with pytest.raises(SubmitFailed, match=r'cannot reach Kubeflow Pipelines at http://127.0.0.1:9 '):
+        submit(package.path, 'http://127.0.0.1:9')
+
+
+def test_cli_compile_then_dry_run_submit(tmp_path):
+    package = str(tmp_path / 'attrition.yaml')
+    result = run_cli('kubeflow', 'compile', '--config', os.path.join(DATA, 'attrition', 'config.yaml'),
+                     '--image', IMAGE, '--output', package)
+    assert result.returncode == 0, result.stderr
+    tasks = len(_strict_spec(_docs(package)[0]).root.dag.tasks)
+    assert f'Wrote {package}: {tasks} components' in result.stdout
+    assert [line.split(':')[0] for line in result.stderr.splitlines()] == ['warning'] * 3  # one per local path
+    dry = run_cli('kubeflow', 'submit', '--package', package, '--dry-run', '--experiment', 'e1')
+    assert dry.returncode == 0, dry.stderr
+    assert f"{tasks} components of pipeline 'attrition'" in dry.stdout and "experiment 'e1'" in dry.stdout
+    assert dry.stderr == ''
+
+
+@pytest.mark.parametrize('args, code, message', [
+    (['submit', '--package', 'missing.yaml', '--dry-run'], 2, '--package missing.yaml: file not found'),
+    (['submit', '--package', 'setup.py', '--dry-run'], 2, 'should end with one of'),
+    (['submit', '--package', 'x.yaml'], 2, '--host is required'),
+    (['submit', '--package', 'x.yaml', '--host', 'localhost:8080', '--dry-run'], 2, 'is not a URL'),
+    (['submit', '--config', 'data/attrition/config.yaml', '--dry-run'], 2, '--config needs --image'),
+    (['compile', '--config', 'data/attrition/config.yaml', '--image', 'UPPER/case'], 2, 'not a container image'),
+])
+def test_cli_errors_are_one_line(args, code, message):
+    result = run_cli('kubeflow', *args, cwd=ROOT)
+    assert result.returncode == code
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize('command', ['compile', 'submit'])
+def test_cli_help(command):
+    result = run_cli('kubeflow', command, '--help')
+    assert result.returncode == 0 and '--config' in result.stdout and 'Kubeflow Pipelines 2.x' in result.stdout
+
+
+# ---- the image's s3:// hook -------------------------------------------------------------------------------------
+
+def test_image_pth_hook_imports_the_filesystem_plugin_right_after_tensorflow(tmp_path):
+    """The .pth the Dockerfile installs, loaded as Python loads site-packages, with a stand-in tensorflow_io."""
+    (tmp_path / 'tensorflow_io.py').write_text(
+        'import tensorflow\nassert tensorflow.io.gfile.exists\nLOADED_AFTER_TENSORFLOW = True\n')
+    site_packages = tmp_path / 'site-packages'
+    site_packages.mkdir()
+    shutil.copy(os.path.join(KUBEFLOW, 'tfx_tabular_filesystems.pth'), site_packages)
+    dockerfile = open(os.path.join(KUBEFLOW, 'Dockerfile')).read()
+    assert 'FROM gcr.io/tfx-oss-public/tfx:1.15.1' in dockerfile
+    assert 'kubeflow/tfx_tabular_filesystems.pth' in dockerfile
+    code = ('import site, sys; site.addsitedir(sys.argv[1]); '
+            'before = "tensorflow_io" in sys.modules; import tensorflow; '
+            'print(before, sys.modules["tensorflow_io"].LOADED_AFTER_TENSORFLOW)')
+    env = {**os.environ, 'PYTHONPATH': f'{ROOT}{os.pathsep}{tmp_path}', 'TF_CPP_MIN_LOG_LEVEL': '3'}
+    result = subprocess.run([sys.executable, '-c', code, str(site_packages)], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.stdout.split() == ['False', 'True'], result.stderr[-2000:]
+
+
+# ---- Beam at scale: the streaming CsvExampleGen ----------------------------------------------------------------
+
+def _examples_by_split(component, csv_dir, root):
+    """Runs one ExampleGen with LocalDagRunner; returns {split: sorted serialized examples}."""
+    import tensorflow as tf
+    from tfx import v1 as tfx
+    from tfx.orchestration import metadata
+    pipeline = tfx.dsl.Pipeline(
+        pipeline_name='example-gen', pipeline_root=str(root / 'root'), components=[component(input_base=csv_dir)],
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(root / 'metadata.sqlite')),
+        beam_pipeline_args=['--direct_running_mode=in_memory'])
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    splits = {}
+    for folder in glob.glob(str(root / 'root' / 'CsvExampleGen' / 'examples' / '*' / 'Split-*')):
+        files = glob.glob(os.path.join(folder, '*.gz'))
+        splits[os.path.basename(folder)] = sorted(tf.data.TFRecordDataset(files, 'GZIP').as_numpy_iterator())
+    return splits
+
+
+def test_streaming_csv_example_gen_writes_what_tfx_csv_example_gen_writes(tmp_path):
+    """Same examples in the same splits as TFX's executor, on ints, floats, strings, blanks and quoted newlines."""
+    from tfx import v1 as tfx
+    from components.csv_example_gen import StreamingCsvExampleGen
+    data = tmp_path / 'data'
+    data.mkdir()
+    rows = [(i, f'{i * 0.5:.1f}', ['a', 'b,c', '"q"', 'line\nbreak'][i % 4] if i % 7 else '', 'xy'[i % 2])
+            for i in range(80)]
+    for name, part in (('part-0.csv', rows[:50]), ('part-1.csv', rows[50:])):
+        with open(data / name, 'w', newline='', encoding='utf-8') as f:
+            csv.writer(f).writerows([('n', 'x', 'text', 'y')] + part)
+    (tmp_path / 'tfx').mkdir()
+    (tmp_path / 'ours').mkdir()
+    expected = _examples_by_split(tfx.components.CsvExampleGen, str(data), tmp_path / 'tfx')
+    ours = _examples_by_split(StreamingCsvExampleGen, str(data), tmp_path / 'ours')
+    assert set(ours) == {'Split-train', 'Split-eval'} and sum(len(v) for v in ours.values()) == 80
+    assert ours == expected
+
+
+@pytest.mark.parametrize('args, local', [
+    ([], True), (['--direct_running_mode=multi_processing'], True), (['--runner=DirectRunner'], True),
+    (['--runner=DataflowRunner', '--project=p'], False), (['--runner=PortableRunner'], False),
+])
+def test_reshuffle_is_skipped_only_on_the_local_runner(args, local):
+    from components.csv_example_gen import runs_locally
+    assert runs_locally(args) is local
