@@ -7,6 +7,7 @@ import json
 import os
 
 from tfx import v1 as tfx
+from tfx.dsl.io import fileio
 from tfx.orchestration import metadata
 
 from components.anomaly_gate import AnomalyGate
@@ -44,7 +45,7 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.
             tfx.proto.SplitConfig.Split(name='train', hash_buckets=SPLIT_BUCKETS - eval_buckets),
             tfx.proto.SplitConfig.Split(name='eval', hash_buckets=eval_buckets)])))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
-    if os.path.exists(config.frozen_schema_path):
+    if fileio.exists(config.frozen_schema_path):  # fileio: the path may be gs:// or s3://
         schema_gen = tfx.components.ImportSchemaGen(schema_file=config.frozen_schema_path)
     else:
         schema_gen = tfx.components.SchemaGen(

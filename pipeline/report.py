@@ -136,6 +136,8 @@ def write_report(summary: Dict, thresholds: Dict[str, float], path: str) -> str:
         matrix = confusion_matrix(summary['evaluation_uri'], len(label['classes']))
         if matrix is not None:
             parts += ['<h2>Confusion matrix</h2>', _confusion_figure(matrix, label['classes'])]
+        positive = f' (positive class: {html.escape(label["classes"][1])})' if label['type'] == 'binary' else ''
+        parts.append(f'<p>Classes, in label-id order: {html.escape(", ".join(label["classes"]))}{positive}</p>')
         columns = [c for c in ('example_count', 'accuracy', 'auc', 'precision', 'recall')
                    if c in metrics['overall']]
         parts += ['<h2>Per slice</h2>', _table(metrics, columns),

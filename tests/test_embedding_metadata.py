@@ -120,9 +120,9 @@ def test_component_ran_after_trainer_and_its_artifact_is_in_mlmd(name, runs):
     run = runs[name]
     states = {c['component']: c['state'] for c in run.summary['components']}
     assert states[COMPONENT] == 'ran'
-    assert run.artifact['type'] == 'EmbeddingMetadata'
+    assert run.artifact['type'] == 'tfx_tabular.EmbeddingMetadata'
     store = open_store(run.summary['metadata'])
-    [recorded] = [a for a in store.get_artifacts_by_type('EmbeddingMetadata') if a.uri == run.logdir]
+    [recorded] = [a for a in store.get_artifacts_by_type('tfx_tabular.EmbeddingMetadata') if a.uri == run.logdir]
     shapes = json.loads(recorded.custom_properties['tensors'].string_value)
     assert shapes == {e.tensor_name: list(e.tensor_shape) for e in run.projector.embeddings}
     # The execution that wrote it read this run's model.
@@ -424,9 +424,12 @@ def test_cli_prints_the_tensorboard_command_for_the_latest_run(runs, tmp_path):
 def test_boundaries_are_recovered_from_the_transform_alone(dtype):
     true = [-3.25, 0.1, 0.1, 7.0, 1e6] if dtype == tf.float32 else [-3.0, 2.0, 2.0, 7.0, 1e6]
 
+    @tf.function  # eagerly, tft.apply_buckets leaves eager tensors in the global graph's annotation collections,
+    def bucketize(x):  # which breaks every later tf.Transform analysis in this process
+        return tft.apply_buckets(tf.cast(x, tf.float32), tf.constant([true], tf.float32))
+
     def ids_of(values):
-        x = tf.cast(tf.constant(values, dtype), tf.float32)
-        return tft.apply_buckets(x, tf.constant([true], tf.float32)).numpy()
+        return bucketize(tf.constant(values, dtype)).numpy()
     found = boundaries(ids_of, is_float=dtype.is_floating)
     assert found == [float(np.float32(b)) for b in true]
     labels = bucket_intervals(found)

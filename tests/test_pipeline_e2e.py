@@ -50,7 +50,8 @@ def test_every_component_ran_and_every_artifact_is_in_mlmd(run, request):
     store = open_store(summary['metadata'])
     outputs = [a for c in summary['components'] for a in c['outputs'].values()]
     assert {'Examples', 'ExampleStatistics', 'Schema', 'ExampleAnomalies', 'TransformGraph', 'Model',
-            'ModelEvaluation', 'ModelBlessing', 'PushedModel', 'EmbeddingMetadata'} <= {a['type'] for a in outputs}
+            'ModelEvaluation', 'ModelBlessing', 'PushedModel', 'tfx_tabular.EmbeddingMetadata'} <= {
+        a['type'] for a in outputs}
     recorded = {a.id: a for a in store.get_artifacts_by_id([a['mlmd_id'] for a in outputs])}
     for artifact in outputs:
         assert recorded[artifact['mlmd_id']].uri == artifact['uri']

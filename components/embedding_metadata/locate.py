@@ -12,7 +12,8 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
-ARTIFACT_TYPE = 'EmbeddingMetadata'
+# Kubeflow's compiler accepts custom artifact type names only in the form `namespace.Name`.
+ARTIFACT_TYPE = 'tfx_tabular.EmbeddingMetadata'
 CONFIG_FILE = 'projector_config.pbtxt'  # the file name TensorBoard's projector plugin looks for
 METADATA_FILE = 'metadata.sqlite'       # as pipeline.pipeline.metadata_path names it (that module imports TFX)
 DEFAULT_PORT = 6006
