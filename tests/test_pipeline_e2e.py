@@ -5,6 +5,8 @@ on disk and in MLMD, metrics against the majority-class rate, the pushed SavedMo
 the TFX cache on a second run, and a frozen schema stopping drifted data before training.
 """
 import csv
+import html
+import json
 import os
 
 import pytest
@@ -221,9 +223,11 @@ def test_model_change_retrains_and_reuses_transform(penguins, tmp_path):
 
 @pytest.mark.parametrize('run', ['penguins', 'attrition'])
 def test_report_is_self_contained_with_pictures(run, request):
-    config_path, result, summary = request.getfixturevalue(run)
-    report = summary['report']
+    config_path, result, first = request.getfixturevalue(run)
+    report = first['report']
     assert report.endswith('report.html') and f'Report (open in a browser): {report}' in result.stdout
+    # Later tests re-run copies of the config in the same run directory: read the report with its own summary.
+    summary = json.load(open(os.path.join(os.path.dirname(report), 'summary.json')))
     page = open(report, encoding='utf-8').read()
     assert page.count('src="data:image/png;base64,') >= 4  # metrics, confusion matrix, slices, curves
     assert 'src="http' not in page and 'href="http' not in page
@@ -232,3 +236,5 @@ def test_report_is_self_contained_with_pictures(run, request):
     for class_name in summary['label']['classes']:
         assert class_name in page
     assert ('Not blessed' in page) != summary['blessed']
+    for failure in summary['validation_failures']:
+        assert html.escape(failure) in page
