@@ -138,8 +138,8 @@ def write_report(summary: Dict, thresholds: Dict[str, float], path: str) -> str:
             parts += ['<h2>Confusion matrix</h2>', _confusion_figure(matrix, label['classes'])]
         positive = f' (positive class: {html.escape(label["classes"][1])})' if label['type'] == 'binary' else ''
         parts.append(f'<p>Classes, in label-id order: {html.escape(", ".join(label["classes"]))}{positive}</p>')
-        columns = [c for c in ('example_count', 'accuracy', 'auc', 'precision', 'recall')
-                   if c in metrics['overall']]
+        from pipeline.summary import TABLE_METRICS
+        columns = [c for c in TABLE_METRICS if c in metrics['overall']]
         parts += ['<h2>Per slice</h2>', _table(metrics, columns),
                   '<p>n/a: the metric is undefined on the slice (e.g. a class absent from it).</p>']
         if len(metrics) > 1:

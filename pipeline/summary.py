@@ -186,7 +186,7 @@ def format_summary(summary: Dict) -> str:
     lines.append('Artifacts:')
     for c in summary['components']:
         for key, art in c['outputs'].items():
-            lines.append(f'  {c["component"] + "." + key:<36} {art["uri"]}')
+            lines.append(f'  {c["component"] + "." + key:<40} {art["uri"]}')
     if summary.get('tensorboard_logdir'):
         lines.append(f'Training curves: tensorboard --logdir {summary["tensorboard_logdir"]}')
     if summary.get('embeddings_logdir'):
