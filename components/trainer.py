@@ -62,9 +62,9 @@ def build_keras_model(features: Dict, tf_transform_output, n_classes: int, model
     return model
 
 
-def _dataset(fn_args, files, tf_transform_output, label, batch_size):
+def _dataset(fn_args, files, tf_transform_output, label, batch_size, seed):
     return fn_args.data_accessor.tf_dataset_factory(
-        files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=label_key(label)),
+        files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=label_key(label), shuffle_seed=seed),
         tf_transform_output.transformed_metadata.schema).repeat()
 
 
@@ -154,8 +154,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(label, tf_transform_output)
     batch = model_cfg['batch_size']
-    train = _dataset(fn_args, fn_args.train_files, tf_transform_output, label, batch)
-    evaluation = _dataset(fn_args, fn_args.eval_files, tf_transform_output, label, batch)
+    tf.keras.utils.set_random_seed(model_cfg['seed'])
+    train = _dataset(fn_args, fn_args.train_files, tf_transform_output, label, batch, model_cfg['seed'])
+    evaluation = _dataset(fn_args, fn_args.eval_files, tf_transform_output, label, batch, model_cfg['seed'])
 
     model = build_keras_model(features, tf_transform_output, len(names), model_cfg)
     epochs = min(10, fn_args.train_steps)

@@ -97,6 +97,7 @@ class ModelConfig(_Strict):
     dropout: float = Field(0.1, ge=0, lt=1)
     optimizer: Literal['adam', 'sgd', 'rmsprop', 'adagrad'] = 'adam'
     learning_rate: float = Field(0.003, gt=0, le=1)
+    seed: int = Field(42, ge=0, description='seeds weights initialisation and the shuffle of training data')
     early_stopping_patience: Optional[int] = Field(
         None, ge=1, description='stop after this many epochs without a lower eval loss; keep the best weights')
     batch_size: int = Field(64, ge=1)

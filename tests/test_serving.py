@@ -374,7 +374,9 @@ def _malformed_cases(pushed):
         ('oversize', predict,
          predict_request('serving_default', inputs=tf.make_tensor_proto([b'x' * (5 << 20)])), 'RESOURCE_EXHAUSTED', ''),
         ('garbage bytes as examples', predict,
-         predict_request('serving_default', inputs=tf.make_tensor_proto([os.urandom(64)])), 'INVALID_ARGUMENT',
+         # a length prefix far past the end: never a parsable tf.Example (random bytes sometimes are)
+         predict_request('serving_default', inputs=tf.make_tensor_proto([b'\x0a\x80\x80\x80\x80\x10' + b'x' * 58])),
+         'INVALID_ARGUMENT',
          'parse'),
         ('garbage bytes on the wire', predict, b'\x0f' + os.urandom(200), 'INTERNAL', 'deserializing'),
     ]
