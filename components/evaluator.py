@@ -68,13 +68,15 @@ def eval_config(config, n_classes: int) -> tfma.EvalConfig:
             _add_fairness_gates(overall, fairness)
         specs = [tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name='ExampleCount'), *overall.values(),
                                            tfma.MetricConfig(class_name='ConfusionMatrixPlot'),
+                                           tfma.MetricConfig(class_name='CalibrationPlot'),
                                            *fairness_indicators])]
     else:
         # One-vs-rest precision/recall/AUC (and Fairness Indicators) per class, and their macro average.
         per_class = [_metric(names[m], thresholds.get(m)) for m in ('auc', 'precision', 'recall')]
         specs = [tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name='ExampleCount'), *overall.values(),
                                            tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot')]),
-                 tfma.MetricsSpec(metrics=per_class + fairness_indicators,
+                 tfma.MetricsSpec(metrics=per_class + fairness_indicators +
+                                  [tfma.MetricConfig(class_name='CalibrationPlot')],
                                   binarize=tfma.BinarizationOptions(class_ids={'values': list(range(n_classes))}),
                                   aggregate=tfma.AggregationOptions(
                                       macro_average=True, class_weights={i: 1.0 for i in range(n_classes)}))]
