@@ -74,7 +74,7 @@ def main():
     rows = len(open(config.csv_files[0]).readlines()) - 1
     mb = 1024 * 1024
     print(f'\nBenchmark: {config.name}, {rows} rows, {len(config.features)} features, '
-          f'{config.model.train_steps} train steps, {os.cpu_count()} cores, beam args {" ".join(config.beam.args)}')
+          f'{config.models[0].train_steps} train steps, {os.cpu_count()} cores, beam args {" ".join(config.beam.args)}')
     print(f'| {"component":<17} | {"seconds":>8} | {"peak RSS, process tree (MB)":>28} |')
     print(f'|{"-" * 19}|{"-" * 9}:|{"-" * 29}:|')
     for c in summary['components']:

@@ -16,6 +16,9 @@ BINARY_METRICS = {'accuracy': 'BinaryAccuracy', 'auc': 'AUC', 'precision': 'Prec
                   'false_positive_rate': 'FPR', 'false_negative_rate': 'FNR'}
 MULTICLASS_METRICS = {'accuracy': 'SparseCategoricalAccuracy', 'auc': 'AUC', 'precision': 'Precision',
                       'recall': 'Recall'}
+# Multi-label: accuracy over every (example, class) decision; the rest one-vs-rest per class, macro averaged.
+MULTILABEL_METRICS = {**MULTICLASS_METRICS, 'accuracy': 'BinaryAccuracy'}
+CONFUSION_PLOTS = {'multiclass': 'MultiClassConfusionMatrixPlot', 'multilabel': 'MultiLabelConfusionMatrixPlot'}
 # The config's name of a binary metric -> the key TFMA writes it under, and back.
 BINARY_METRIC_KEYS = {'accuracy': 'binary_accuracy', 'auc': 'auc', 'precision': 'precision', 'recall': 'recall',
                       'false_positive_rate': 'fpr', 'false_negative_rate': 'fnr'}
@@ -53,10 +56,25 @@ def _add_fairness_gates(metrics: Dict[str, tfma.MetricConfig], fairness) -> None
                 threshold=_bound(gate.min, gate.max)))
 
 
+def _add_change_thresholds(specs: List[tfma.MetricsSpec], names: Dict[str, str], max_drop: Dict[str, float]) -> None:
+    """`evaluation.max_drop`: on the overall slice, the candidate may be at most this much below the baseline.
+
+    The change threshold joins the metric's overall value threshold when it has one (TFMA checks both)."""
+    for metric_name, drop in max_drop.items():
+        metric = next(m for spec in specs for m in spec.metrics if m.class_name == names[metric_name])
+        overall = next((t for t in metric.per_slice_thresholds
+                        if list(t.slicing_specs) == [tfma.SlicingSpec()]), None)
+        if overall is None:
+            overall = metric.per_slice_thresholds.add(slicing_specs=[tfma.SlicingSpec()])
+        overall.threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={'value': -drop}))
+
+
 def eval_config(config, n_classes: int) -> tfma.EvalConfig:
     thresholds: Dict[str, float] = config.evaluation.thresholds
     binary = config.label.type == 'binary'
-    names = BINARY_METRICS if binary else MULTICLASS_METRICS
+    names = {'binary': BINARY_METRICS, 'multiclass': MULTICLASS_METRICS,
+             'multilabel': MULTILABEL_METRICS}[config.label.type]
     overall = {names['accuracy']: _metric(names['accuracy'], thresholds.get('accuracy'))}
     fairness = config.fairness
     fairness_indicators = [] if fairness is None else [tfma.MetricConfig(
@@ -74,16 +92,29 @@ def eval_config(config, n_classes: int) -> tfma.EvalConfig:
         # One-vs-rest precision/recall/AUC (and Fairness Indicators) per class, and their macro average.
         per_class = [_metric(names[m], thresholds.get(m)) for m in ('auc', 'precision', 'recall')]
         specs = [tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name='ExampleCount'), *overall.values(),
-                                           tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot')]),
-                 tfma.MetricsSpec(metrics=per_class + fairness_indicators +
-                                  [tfma.MetricConfig(class_name='CalibrationPlot')],
+                                           tfma.MetricConfig(class_name=CONFUSION_PLOTS[config.label.type])]),
+                 tfma.MetricsSpec(metrics=per_class,
                                   binarize=tfma.BinarizationOptions(class_ids={'values': list(range(n_classes))}),
                                   aggregate=tfma.AggregationOptions(
-                                      macro_average=True, class_weights={i: 1.0 for i in range(n_classes)}))]
+                                      macro_average=True, class_weights={i: 1.0 for i in range(n_classes)})),
+                 # Plots cannot be macro averaged (TFMA fails on it): calibration per class, in a spec of its own.
+                 tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name='CalibrationPlot')],
+                                  binarize=tfma.BinarizationOptions(class_ids={'values': list(range(n_classes))}))]
+        if fairness_indicators:
+            # Per class only: TFMA 0.46 also macro-averages every metric of an aggregated spec, and for Fairness
+            # Indicators that fails (KeyError on `_fairness_indicators_metrics`) on a slice lacking a class.
+            specs.append(tfma.MetricsSpec(metrics=fairness_indicators, binarize=tfma.BinarizationOptions(
+                class_ids={'values': list(range(n_classes))})))
+    _add_change_thresholds(specs, names, config.evaluation.max_drop)
+    candidate = tfma.ModelSpec(name='candidate', signature_name='serving_default', label_key=label_key(config.label),
+                               prediction_key=PREDICTION_KEY, preprocessing_function_names=['transform_features'])
+    baseline = tfma.ModelSpec()
+    baseline.CopyFrom(candidate)
+    baseline.name, baseline.is_baseline = 'baseline', True
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=label_key(config.label),
-                                    prediction_key=PREDICTION_KEY,
-                                    preprocessing_function_names=['transform_features'])],
+        # The baseline is the served model (components/served_model.py); its executor drops this spec and the
+        # change thresholds when nothing is served yet.
+        model_specs=[candidate, baseline],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in config.slice_columns],
         metrics_specs=specs,
         # The model's own compiled Keras metrics would duplicate these under other names.

@@ -98,7 +98,7 @@ def label_class_count(config) -> int:
                                f'{config.csv_pattern}; a classifier needs at least two')
         return len(classes)
     from pipeline.csv_checks import check_csv_files
-    return len(check_csv_files(config.csv_files, config.label.column, config.label.type))
+    return len(check_csv_files(config.csv_files, config.label.column, config.label.type, config.label.delimiter))
 
 
 def local_path_warnings(config) -> List[str]:

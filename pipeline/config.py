@@ -34,8 +34,10 @@ class DataConfig(_Strict):
 
 class LabelConfig(_Strict):
     column: str
-    type: Literal['binary', 'multiclass']
+    type: Literal['binary', 'multiclass', 'multilabel']
     classes: Optional[List[str]] = None
+    delimiter: str = Field('|', min_length=1,
+                           description='multilabel only: separates the labels of one row, as in "a|c"')
 
     @model_validator(mode='after')
     def _classes_fit_type(self):
@@ -49,6 +51,10 @@ class LabelConfig(_Strict):
                                  'list [negative, positive] or use type: multiclass')
             if self.type == 'multiclass' and len(self.classes) < 3:
                 raise ValueError('a multiclass label has at least 3 classes: use type: binary for 2')
+            if self.type == 'multilabel' and len(self.classes) < 2:
+                raise ValueError('a multilabel label has at least 2 classes')
+        if self.type != 'multilabel' and self.delimiter != '|':
+            raise ValueError('delimiter applies to type: multilabel only; remove it or set type: multilabel')
         return self
 
 
@@ -91,28 +97,61 @@ Feature = Annotated[
 FEATURE_KINDS = ('numeric', 'bucketized', 'categorical', 'hashed', 'crossed')
 
 
+MODEL_KINDS = ('keras_dnn', 'keras_wide_deep', 'estimator_dnn', 'estimator_linear', 'estimator_wide_deep')
+
+
 class ModelConfig(_Strict):
-    kind: Literal['keras_dnn', 'keras_wide_deep'] = 'keras_dnn'
+    """One model to train. Keras kinds train with `fit`, estimator kinds with `train_and_evaluate`; all read the
+    same feature columns (transforms/feature_columns.py) and export the same serving signatures."""
+    name: Optional[str] = Field(None, pattern=r'^[a-z][a-z0-9_]{0,30}$',
+                                description='names the model in the comparison and its pipeline nodes; '
+                                            'default: its kind')
+    kind: Literal['keras_dnn', 'keras_wide_deep', 'estimator_dnn', 'estimator_linear',
+                  'estimator_wide_deep'] = 'keras_dnn'
+    head: Optional[Literal['binary', 'multiclass', 'multilabel']] = Field(
+        None, description='the output head; default and only valid value: the label type')
     hidden_units: List[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [64, 32], min_length=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     optimizer: Literal['adam', 'sgd', 'rmsprop', 'adagrad'] = 'adam'
     learning_rate: float = Field(0.003, gt=0, le=1)
     seed: int = Field(42, ge=0, description='seeds weights initialisation and the shuffle of training data')
     early_stopping_patience: Optional[int] = Field(
-        None, ge=1, description='stop after this many epochs without a lower eval loss; keep the best weights')
+        None, ge=1, description='stop after this many evaluations without a lower eval loss (Keras: epochs, '
+                                'keeping the best weights)')
     batch_size: int = Field(64, ge=1)
     train_steps: int = Field(1000, ge=1)
+    epochs: int = Field(10, ge=1, le=1000, description='training is cut into this many rounds of train_steps/'
+                                                       'epochs steps, each followed by an evaluation (Keras epochs)')
     eval_steps: int = Field(50, ge=1)
+
+    @model_validator(mode='after')
+    def _default_name(self):
+        if self.name is None:
+            self.name = self.kind
+        return self
 
 
 METRICS = ('accuracy', 'auc', 'precision', 'recall')
 
 
+class SelectionConfig(_Strict):
+    """How the best of several models is chosen: among the blessed ones, the best value of `metric`."""
+    metric: Literal['accuracy', 'auc', 'precision', 'recall'] = 'accuracy'
+    direction: Literal['maximize', 'minimize'] = 'maximize'
+
+
 class EvaluationConfig(_Strict):
+    select: SelectionConfig = Field(default_factory=SelectionConfig,
+                                    description='with several models: which blessed one is pushed')
     thresholds: Dict[Literal['accuracy', 'auc', 'precision', 'recall'],
                      Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: {'accuracy': 0.5},
         description='lower bounds on overall metrics; a model below any is not blessed')
+    max_drop: Dict[Literal['accuracy', 'auc', 'precision', 'recall'],
+                   Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description='change thresholds against the served model: the candidate may be at most this much below '
+                    'it on the overall slice (e.g. accuracy: 0.02); ignored on a first run, when nothing is served')
 
 
 FairnessMetric = Literal['accuracy', 'auc', 'precision', 'recall', 'false_positive_rate', 'false_negative_rate']
@@ -145,6 +184,36 @@ class EmbeddingsConfig(_Strict):
     examples: int = Field(500, ge=0, description='eval examples whose last hidden layer the projector shows')
 
 
+class HierarchicalConfig(_Strict):
+    """Auxiliary max-cut classifier (components/hierarchical/): the base model's eval confusion matrix becomes a
+    graph, a maximum cut splits the classes in two so the most-confused pairs land on opposite sides, a small
+    binary classifier learns the split, and a logistic regression on [base probabilities, auxiliary
+    probability] gives the final class. Multi-class labels with at least 3 classes (meant for 10 or more)."""
+    enabled: bool = Field(True, description='train and evaluate the hierarchical model next to the base model')
+    base: Optional[str] = Field(None, description='name of the model (in models) the auxiliary classifier helps; '
+                                                  'default: the first')
+    push_if_better: bool = Field(
+        True, description='push the hierarchical model instead of the base when it is blessed and scores better '
+                          'on the eval split; false: evaluate and report it, never push it')
+    aux_hidden_units: List[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [8], min_length=1,
+        description='hidden layers of the auxiliary side-A-vs-side-B classifier; it must have at least 10x fewer '
+                    'parameters than the base model (the run fails otherwise: use fewer units)')
+    aux_train_steps: int = Field(300, ge=1, description='training steps of the auxiliary classifier')
+    combiner_train_steps: int = Field(300, ge=1, description='training steps of the logistic regression')
+    learning_rate: float = Field(0.01, gt=0, le=1, description='Adam, for both the auxiliary and the combiner')
+    batch_size: int = Field(64, ge=1)
+    seed: int = Field(42, ge=0)
+    exact_up_to: int = Field(20, ge=2, le=22, description='classes up to which the maximum cut is exact '
+                                                          '(enumeration); above, a local search with a bound')
+    holdout_fraction: float = Field(
+        0.15, ge=0, lt=0.5,
+        description="rows ExampleGen puts in a third split, 'holdout', that no model trains on: the confusions "
+                    "are counted and the logistic regression is fit there, so 'eval' stays unseen for the "
+                    "comparison. 0: confusions on 'eval', logistic regression on 'train' (where the base model "
+                    "is rarely wrong, so it learns little)")
+
+
 class ServingConfig(_Strict):
     model_name: str = Field(pattern=r'^[A-Za-z0-9_.-]+$')
     push_dir: str = 'serving_models'
@@ -174,10 +243,14 @@ class Config(_Strict):
     label: LabelConfig
     features: Dict[str, Feature] = Field(min_length=1)
     slicing: List[str] = Field(default_factory=list)
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    model: Optional[ModelConfig] = Field(None, description='the one model to train (or list several in models)')
+    models: List[ModelConfig] = Field(default_factory=list,
+                                      description='several models, trained and compared side by side')
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     fairness: Optional[FairnessConfig] = None
     embeddings: EmbeddingsConfig = Field(default_factory=EmbeddingsConfig)
+    hierarchical: Optional[HierarchicalConfig] = Field(
+        None, description='auxiliary max-cut classifier for multi-class labels (off when absent)')
     serving: ServingConfig
     beam: BeamConfig = Field(default_factory=BeamConfig)
     run_dir: Optional[str] = Field(None, description='default: runs/<name> in the working directory')
@@ -208,10 +281,59 @@ class Config(_Strict):
         return self
 
     @model_validator(mode='after')
-    def _model_fits_features(self):
-        if self.model.kind == 'keras_wide_deep' and all(f.kind == 'numeric' for f in self.features.values()):
-            raise ValueError('model.kind keras_wide_deep needs at least one categorical, bucketized, hashed or '
-                             'crossed feature for its wide part; use keras_dnn for numeric-only features')
+    def _one_model_list(self):
+        """`model: {...}` is shorthand for a one-entry `models` list; afterwards `models` holds them all."""
+        if self.model is not None and self.models:
+            raise ValueError('give either model (one model) or models (a list), not both')
+        if not self.models:
+            self.models = [self.model or ModelConfig()]
+        self.model = None
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f'models: the name {dupes[0]!r} is used twice; give each model a distinct name')
+        return self
+
+    @model_validator(mode='after')
+    def _models_fit_features(self):
+        numeric_only = all(f.kind == 'numeric' for f in self.features.values())
+        embedding_only = all(f.kind != 'numeric' and f.embedding_dim for f in self.features.values())
+        for i, m in enumerate(self.models):
+            where = f'models[{i}] ({m.name})'
+            if m.kind.endswith('wide_deep') and numeric_only:
+                raise ValueError(f'{where}: kind {m.kind} needs at least one categorical, bucketized, hashed or '
+                                 'crossed feature for its wide part; use a dnn kind for numeric-only features')
+            if m.kind == 'estimator_linear' and embedding_only:
+                raise ValueError(f'{where}: a linear model cannot learn embeddings, and every feature here is an '
+                                 'embedding (embedding_dim set); remove embedding_dim from some features or use '
+                                 'estimator_dnn')
+            if m.head is not None and m.head != self.label.type:
+                hint = {'multilabel': 'one sigmoid per class', 'binary': 'one sigmoid',
+                        'multiclass': 'one softmax over the classes'}[self.label.type]
+                raise ValueError(f'{where}: head {m.head} cannot train a {self.label.type} label ({hint}); '
+                                 f'remove head or set it to {self.label.type}')
+        return self
+
+    @model_validator(mode='after')
+    def _hierarchical_fits(self):
+        """Multi-class labels only; `hierarchical.base` names a Keras model of `models` (default: the first)."""
+        h = self.hierarchical
+        if not (h and h.enabled):
+            return self
+        if self.label.type != 'multiclass':
+            raise ValueError(f'hierarchical: needs a multiclass label with at least 3 classes, label.type is '
+                             f'{self.label.type}; remove hierarchical or set enabled: false')
+        names = [m.name for m in self.models]
+        h.base = h.base or names[0]
+        if h.base not in names:
+            raise ValueError(f'hierarchical.base: {h.base!r} is not a model name; use one of {", ".join(names)}')
+        kind = next(m.kind for m in self.models if m.name == h.base)
+        if not kind.startswith('keras_'):
+            raise ValueError(f'hierarchical.base: model {h.base!r} is {kind}; the hierarchical model builds on a '
+                             'Keras base so far: name a keras_dnn or keras_wide_deep model')
+        if self.data.eval_fraction + h.holdout_fraction > 0.5:
+            raise ValueError(f'hierarchical.holdout_fraction: {h.holdout_fraction} with data.eval_fraction '
+                             f'{self.data.eval_fraction} leaves less than half the rows for training; lower either')
         return self
 
     # ---- derived paths -------------------------------------------------------------------------

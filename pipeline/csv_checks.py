@@ -20,8 +20,9 @@ def _looks_like_value(cell: str) -> bool:
         return cell == ''
 
 
-def check_csv_files(files: List[str], label_column: str, label_type: str) -> Dict[str, int]:
-    """Validates every file; returns the count of each label value over all files."""
+def check_csv_files(files: List[str], label_column: str, label_type: str, delimiter: str = '|') -> Dict[str, int]:
+    """Validates every file; returns the count of each label value over all files (multi-label: of each label,
+    a row `a|c` counting once for a and once for c)."""
     if not files:
         raise DataError('no CSV file matches data.csv; fix the path in the config')
     counts: Counter = Counter()
@@ -56,7 +57,10 @@ def check_csv_files(files: List[str], label_column: str, label_type: str) -> Dic
                     raise DataError(f'{path}: row {reader.line_num} has {len(row)} fields, the header has '
                                     f'{len(header)}; fix the row (quote values that contain commas)')
                 if label_at is not None:
-                    counts[row[label_at]] += 1
+                    if label_type == 'multilabel':
+                        counts.update({v.strip() for v in row[label_at].split(delimiter)} - {''} or {''})
+                    else:
+                        counts[row[label_at]] += 1
             if rows == 0:
                 raise DataError(f'{path}: the file has a header but no data rows; add data')
     if label_at is None:

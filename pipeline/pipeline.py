@@ -1,10 +1,16 @@
 """The TFX pipeline built from a config: CsvExampleGen -> ... -> Pusher.
 
+Per model (the config's `models`): Trainer -> EmbeddingMetadataGen, ServedModel (the model TF Serving has now,
+the Evaluator's baseline) -> Evaluator -> [FairnessGate]. With several models a ModelSelector picks the best
+blessed one for the Pusher.
+
 User code is referenced by dotted path (`transforms.preprocessing.preprocessing_fn`, `components.trainer.run_fn`)
 from this installed package, so TFX needs no module-file wheel staged into the pipeline root.
 """
+import functools
 import json
 import os
+from typing import Dict
 
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
@@ -15,7 +21,9 @@ from components.csv_example_gen import StreamingCsvExampleGen
 from components.embedding_metadata import EmbeddingMetadataGen
 from components.evaluator import eval_config
 from components.fairness_gate import FairnessGate
+from components.model_selector import ModelSelector
 from components.pusher import ATOMIC_PUSH_EXECUTOR
+from components.served_model import BaselineEvaluator, ServedModel
 from transforms.preprocessing import custom_config
 
 # ExampleGen hashes each example into one of 100 buckets: the same rows always land in the same split.
@@ -33,6 +41,45 @@ def metadata_path(config) -> str:
 def model_push_dir(config) -> str:
     """`<push_dir>/<model_name>`: TF Serving's model base path; Pusher adds `<version>/`."""
     return os.path.join(config.push_path, config.serving.model_name)
+
+
+def node_id(config, base: str, model_name: str) -> str:
+    """A per-model node's id: `Trainer` with one model, `Trainer_<name>` when several train side by side."""
+    return base if len(config.models) == 1 else f'{base}_{model_name}'
+
+
+def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, transform) -> Dict:
+    """Trainer -> EmbeddingMetadataGen, and Evaluator (baseline: the served model) -> [FairnessGate]."""
+    ids = functools.partial(node_id, config, model_name=model_cfg.name)
+    trainer = tfx.components.Trainer(
+        run_fn='components.trainer.run_fn',
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=schema_gen.outputs['schema'],
+        train_args=tfx.proto.TrainArgs(num_steps=model_cfg.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=model_cfg.eval_steps),
+        custom_config={**custom_config(config), 'model': model_cfg.model_dump(mode='json')}).with_id(ids('Trainer'))
+    embedding_metadata = EmbeddingMetadataGen(
+        model=trainer.outputs['model'], transform_graph=transform.outputs['transform_graph'],
+        examples=example_gen.outputs['examples'], custom_config=custom_config(config),
+        slicing=config.slice_columns, max_examples=config.embeddings.examples).with_id(ids('EmbeddingMetadataGen'))
+    served = ServedModel(model_base_path=model_push_dir(config),
+                         candidate=trainer.outputs['model']).with_id(ids('ServedModel'))
+    evaluator = BaselineEvaluator(
+        examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
+        baseline_model=served.outputs['model'], eval_config=eval_config(config, n_classes)).with_id(ids('Evaluator'))
+    # A linear model has no hidden layer for the projector to show.
+    nodes = [trainer] + ([embedding_metadata] if model_cfg.kind != 'estimator_linear' else []) + [served, evaluator]
+    blessing = evaluator.outputs['blessing']
+    if config.fairness:
+        gate = FairnessGate(
+            evaluation=evaluator.outputs['evaluation'], evaluator_blessing=evaluator.outputs['blessing'],
+            gap_gates=json.dumps([g.model_dump() for g in config.fairness.gates if g.max_gap is not None]),
+            sensitive=json.dumps(config.fairness.sensitive)).with_id(ids('FairnessGate'))
+        nodes.append(gate)
+        blessing = gate.outputs['blessing']
+    return {'nodes': nodes, 'model': trainer.outputs['model'], 'evaluation': evaluator.outputs['evaluation'],
+            'blessing': blessing}
 
 
 def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.dsl.Pipeline:
@@ -57,29 +104,19 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.
         examples=example_gen.outputs['examples'], schema=schema_gen.outputs['schema'],
         preprocessing_fn='transforms.preprocessing.preprocessing_fn', custom_config=custom_config(config))
     transform.add_upstream_node(anomaly_gate)
-    trainer = tfx.components.Trainer(
-        run_fn='components.trainer.run_fn',
-        examples=transform.outputs['transformed_examples'],
-        transform_graph=transform.outputs['transform_graph'],
-        schema=schema_gen.outputs['schema'],
-        train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
-        custom_config={**custom_config(config), 'model': config.model.model_dump(mode='json')})
-    embedding_metadata = EmbeddingMetadataGen(
-        model=trainer.outputs['model'], transform_graph=transform.outputs['transform_graph'],
-        examples=example_gen.outputs['examples'], custom_config=custom_config(config),
-        slicing=config.slice_columns, max_examples=config.embeddings.examples)
-    evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
-        eval_config=eval_config(config, n_classes))
-    gates = [evaluator]
-    if config.fairness:
-        gates.append(FairnessGate(
-            evaluation=evaluator.outputs['evaluation'], evaluator_blessing=evaluator.outputs['blessing'],
-            gap_gates=json.dumps([g.model_dump() for g in config.fairness.gates if g.max_gap is not None]),
-            sensitive=json.dumps(config.fairness.sensitive)))
+    per_model = {m.name: _model_nodes(config, m, n_classes, example_gen, schema_gen, transform)
+                 for m in config.models}
+    model_nodes = [node for m in per_model.values() for node in m['nodes']]
+    if len(per_model) == 1:
+        only = next(iter(per_model.values()))
+        model, blessing = only['model'], only['blessing']
+    else:
+        selector = ModelSelector({name: (m['model'], m['evaluation'], m['blessing']) for name, m in per_model.items()},
+                                 config.evaluation.select.metric, config.evaluation.select.direction)
+        model_nodes.append(selector)
+        model, blessing = selector.outputs['model'], selector.outputs['blessing']
     pusher = tfx.components.Pusher(
-        model=trainer.outputs['model'], model_blessing=gates[-1].outputs['blessing'],
+        model=model, model_blessing=blessing,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=model_push_dir(config))),
         custom_executor_spec=ATOMIC_PUSH_EXECUTOR)  # atomic version folders + models.config
@@ -87,7 +124,7 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.
         pipeline_name=config.name,
         pipeline_root=pipeline_root(config),
         components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate, transform,
-                    trainer, *gates, pusher, embedding_metadata],
+                    *model_nodes, pusher],
         enable_cache=True,
         # local_metadata=False (Kubeflow, which keeps the metadata itself): no SQLite file, no folder made for it.
         metadata_connection_config=(metadata.sqlite_metadata_connection_config(metadata_path(config))

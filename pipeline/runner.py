@@ -97,7 +97,7 @@ def _anomalies_in(error: BaseException):
 
 def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
     """Checks the CSV, runs every component, and returns the run summary (also written to summary.json)."""
-    label_counts = check_csv_files(config.csv_files, config.label.column, config.label.type)
+    label_counts = check_csv_files(config.csv_files, config.label.column, config.label.type, config.label.delimiter)
     if config.label.classes and set(config.label.classes) != set(label_counts):
         raise DataError(f'label.classes {config.label.classes} differ from the values of column '
                         f'{config.label.column!r} in the data {sorted(label_counts)}; make them match')
@@ -124,8 +124,7 @@ def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
         restore()
     _copy_training_curves(summary, config.run_path)
     from pipeline.report import REPORT_FILE, write_report
-    summary['report'] = write_report(summary, config.evaluation.thresholds,
-                                     os.path.join(config.run_path, REPORT_FILE))
+    summary['report'] = write_report(summary, config, os.path.join(config.run_path, REPORT_FILE))
     from pipeline.summary import write_summary
     write_summary(summary, os.path.join(config.run_path, 'summary.json'))
     return summary

@@ -19,7 +19,7 @@ def test_small_config_loads_with_defaults(small_config):
     write, _ = small_config
     config = load_config(write())
     assert config.features['income'].scaling == 'log'
-    assert config.model.hidden_units == [64, 32]
+    assert config.models[0].hidden_units == [64, 32]
     assert config.data.eval_fraction == 0.2
     assert config.raw_columns == ['age', 'city', 'income']
 
@@ -73,6 +73,22 @@ CASES = [
                                                              'gates': [{'metric': 'fpr', 'max': 0.1}]}),
      'fairness.gates.0.metric:'),
     ('negative embedding examples', lambda d: d.update(embeddings={'examples': -1}), 'embeddings.examples:'),
+    ('model and models', lambda d: d.update(model={}, models=[{'kind': 'estimator_dnn'}]),
+     'give either model (one model) or models (a list), not both'),
+    ('same model name twice', lambda d: d.update(models=[{'kind': 'keras_dnn'}, {'kind': 'keras_dnn'}]),
+     "models: the name 'keras_dnn' is used twice"),
+    ('bad model name in list', lambda d: d.update(models=[{'name': 'My Model'}]), 'models.0.name:'),
+    ('linear on embedding-only features', lambda d: (
+        d['features'].pop('income'), d['features']['age'].update(embedding_dim=2),
+        d['features']['city'].update(embedding_dim=2), d.update(models=[{'kind': 'estimator_linear'}])),
+     'models[0] (estimator_linear): a linear model cannot learn embeddings'),
+    ('multilabel with a binary head', lambda d: (
+        d['label'].update(type='multilabel'), d.update(model={'kind': 'estimator_dnn', 'head': 'binary'})),
+     'models[0] (estimator_dnn): head binary cannot train a multilabel label (one sigmoid per class)'),
+    ('delimiter on a binary label', lambda d: d['label'].update(delimiter=';'),
+     'delimiter applies to type: multilabel only'),
+    ('select on unknown metric', lambda d: d.update(evaluation={'select': {'metric': 'f1'}}),
+     'evaluation.select.metric:'),
     ('gates on multiclass', lambda d: (d['label'].update(type='multiclass'), d.update(
         fairness={'sensitive': ['city'], 'gates': [{'metric': 'recall', 'min': 0.5}]})),
      'gates are supported for binary labels only'),

@@ -9,8 +9,8 @@ from pipeline.csv_checks import DataError, check_csv_files
 from tests.conftest import DATA, run_cli, write_csv
 
 
-def _check(path, label='y', label_type='binary'):
-    return check_csv_files([str(path)], label, label_type)
+def _check(path, label='y', label_type='binary', delimiter='|'):
+    return check_csv_files([str(path)], label, label_type, delimiter)
 
 
 def test_counts_label_classes(tmp_path):
@@ -77,3 +77,11 @@ def test_init_with_label_flag_and_todo_when_unknown(tmp_path):
     assert 'colour' not in config.features
     missing = run_cli('init', str(csv_path), '--label', 'nope', '-o', str(tmp_path / 'x.yaml'))
     assert missing.returncode == 2 and "--label 'nope' is not a column" in missing.stderr
+
+
+def test_multilabel_counts_each_label(tmp_path):
+    path = tmp_path / 'm.csv'
+    path.write_text('x,y\n1,a|c\n2,c\n3, b | a \n')
+    assert _check(path, label_type='multilabel') == {'a': 2, 'b': 1, 'c': 2}
+    path.write_text('x,y\n1,a;c\n2,c\n')
+    assert _check(path, label_type='multilabel', delimiter=';') == {'a': 1, 'c': 2}

@@ -449,7 +449,7 @@ def test_estimator_variables_plug_in_gives_the_same_rows_and_activations(runs, t
     from transforms.feature_columns import feature_columns
 
     run = runs['penguins_run']
-    assert run.config.model.kind == 'keras_dnn'
+    assert run.config.models[0].kind == 'keras_dnn'
     hidden = run.hidden()
     variables = {}
     for i, layer in enumerate(hidden):

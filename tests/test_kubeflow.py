@@ -100,7 +100,7 @@ def test_every_component_has_its_image_arguments_and_dependencies(compiled, name
     assert _param(tasks['CsvExampleGen'], 'input_base') == os.path.dirname(config.csv_pattern)
     assert _param(tasks['Transform'], 'preprocessing_fn') == 'transforms.preprocessing.preprocessing_fn'
     assert _param(tasks['Trainer'], 'run_fn') == 'components.trainer.run_fn'
-    assert json.loads(_param(tasks['Trainer'], 'train_args'))['num_steps'] == config.model.train_steps
+    assert json.loads(_param(tasks['Trainer'], 'train_args'))['num_steps'] == config.models[0].train_steps
     push = json.loads(_param(tasks['Pusher'], 'push_destination'))
     assert push['filesystem']['base_directory'] == model_push_dir(config)
 

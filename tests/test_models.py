@@ -32,7 +32,7 @@ def transformed(tmp_path_factory):
 
 
 def _fit(config, outputs, tf_transform_output, n_classes, labels):
-    model = build_keras_model(config.features, tf_transform_output, n_classes, config.model.model_dump())
+    model = build_keras_model(config.features, tf_transform_output, n_classes, config.models[0].model_dump())
     x = {k: np.array(v) for k, v in outputs.items() if k != 'y_xf'}
     history = model.fit(x, np.array(labels), epochs=3, batch_size=4, verbose=0)
     return model, x, history

@@ -2,7 +2,8 @@
 
 Numeric features become numeric columns; every id feature (vocabulary, quantile bucket, hash, cross) becomes an
 identity column of the size tf.Transform produced, which a DNN sees one-hot (indicator column) or, with
-`embedding_dim`, through a learnt embedding; the wide (linear) part of a wide-and-deep model sees it one-hot.
+`embedding_dim`, through a learnt embedding; the wide (linear) part of a wide-and-deep model sees it one-hot. Keras layers and canned estimators read the
+same columns: an estimator's `dnn/input_from_feature_columns` layer is the Keras `DenseFeatures` over them.
 """
 from typing import Dict, List
 
@@ -43,6 +44,14 @@ def wide_columns(features: Dict, tf_transform_output: tft.TFTransformOutput) -> 
     """The wide (linear) input: every id feature one-hot, crosses included."""
     return [tf.feature_column.indicator_column(id_column(name, spec, tf_transform_output))
             for name, spec in features.items() if spec.kind != 'numeric']
+
+
+def linear_columns(features: Dict, tf_transform_output: tft.TFTransformOutput, numeric: bool = True) -> List:
+    """A linear model's input: numeric columns (unless `numeric` is False, as for the wide part of a
+    wide-and-deep estimator) and every id feature as a sparse categorical column (one weight per id)."""
+    return [tf.feature_column.numeric_column(transformed_name(name)) if spec.kind == 'numeric'
+            else id_column(name, spec, tf_transform_output)
+            for name, spec in features.items() if numeric or spec.kind != 'numeric']
 
 
 def keras_inputs(features: Dict) -> Dict[str, tf.keras.Input]:

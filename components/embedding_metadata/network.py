@@ -183,15 +183,29 @@ def _keys(column) -> List[str]:
 
 
 def load_network(serving_dir: str, feature_columns_fn: Callable[[], List], multi_label: bool = False) -> Network:
-    """The Trainer's exported model: Keras (keras_metadata.pb) or a canned DNN estimator (checkpoint names)."""
+    """The Trainer's exported model: Keras (keras_metadata.pb) or a canned DNN estimator.
+
+    components/trainer.py saves an estimator as a tf.Module whose `estimator` attribute is the loaded TF1 export;
+    its variables keep the estimator's own names (`dnn/hiddenlayer_0/kernel`, ...).
+    """
     if tf.io.gfile.exists(os.path.join(serving_dir, 'keras_metadata.pb')):
         return keras_network(tf.keras.models.load_model(serving_dir))
-    checkpoint = os.path.join(serving_dir, 'variables', 'variables')
     try:
-        reader = tf.train.load_checkpoint(checkpoint)
-    except (tf.errors.NotFoundError, ValueError) as e:
-        raise UnsupportedModel(f'{serving_dir} is neither a Keras model nor has estimator variables ({e})')
-    names = reader.get_variable_to_shape_map()
-    variables = {n: reader.get_tensor(n) for n in names if n.startswith('dnn/')}
-    return estimator_network(variables, feature_columns_fn(), multi_label=multi_label)
+        loaded = tf.saved_model.load(serving_dir)
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        raise UnsupportedModel(f'{serving_dir} is not a SavedModel ({e})')
+    if not hasattr(loaded, 'estimator'):
+        raise UnsupportedModel(f'{serving_dir} is neither a Keras model nor an estimator saved by the Trainer')
+    variables = {v.name.split(':')[0]: v.numpy() for v in loaded.estimator.variables if v.name.startswith('dnn/')}
+    network = estimator_network(variables, feature_columns_fn(), multi_label=multi_label)
+    # Probabilities from the estimator itself: a wide-and-deep one adds its linear part to the DNN's logits.
+    predict = loaded.estimator.signatures['predict']
+    dnn_only = network.run
 
+    def run(features: Features):
+        activations, _ = dnn_only(features)
+        outputs = predict(**{k: tf.constant(features[k]) for k in predict.structured_input_signature[1]})
+        return activations, outputs['logistic' if 'logistic' in outputs else 'probabilities'].numpy()
+
+    network.run = run
+    return network
