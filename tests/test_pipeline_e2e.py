@@ -36,7 +36,7 @@ def attrition(attrition_run):
 
 
 EXPECTED_COMPONENTS = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'AnomalyGate',
-                       'Transform', 'Trainer', 'EmbeddingMetadataGen', 'Evaluator', 'Pusher']
+                       'Transform', 'Trainer', 'EmbeddingMetadataGen', 'ServedModel', 'Evaluator', 'Pusher']
 
 
 @pytest.mark.parametrize('run', ['penguins', 'attrition'])

@@ -75,8 +75,9 @@ def _config(label_type: str) -> Config:
                   label=LABELS[label_type], models=models, slicing=['city'])
 
 
-def _write(path: str, records) -> str:
-    with tf.io.TFRecordWriter(path) as writer:
+def _write(path: str, records, gzip: bool = False) -> str:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path, 'GZIP' if gzip else None) as writer:
         for r in records:
             writer.write(r)
     return path
@@ -90,6 +91,8 @@ def trained(request, tmp_path_factory):
     config = _config(label_type)
     rows = _rows(label_type)
     raw_file = _write(str(out / 'raw.tfrecord'), [_example(r) for r in rows])
+    for split in ('train', 'eval'):  # ExampleGen's layout, for EmbeddingMetadataGen
+        _write(str(out / 'examples' / f'Split-{split}' / 'data.gz'), [_example(r) for r in rows], gzip=True)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC))
     transform_dir = str(out / 'transform')
     fn = functools.partial(preprocessing_fn, custom_config=custom_config(config))
@@ -188,3 +191,53 @@ def test_every_kind_is_evaluated_by_tfma_side_by_side(trained):
         # Multi-label accuracy counts every (example, class) decision; any kind should beat chance there.
         floor = 0.6 if label_type == 'multilabel' else majority
         assert value >= floor - 0.02, f'{label_type} {kind}: accuracy {value:.3f} vs floor {floor:.3f}'
+
+
+def test_embedding_metadata_for_every_dnn_kind(trained):
+    """EmbeddingMetadataGen's writer on Keras and estimator DNNs, every label type: one labelled metadata row per
+    kernel row; for the estimators, the DNN rebuilt from the labelled kernels gives the estimator's own output."""
+    import json
+    from tfx.types import standard_artifacts
+    from components.embedding_metadata.executor import generate
+    from components.embedding_metadata.network import estimator_network, load_network
+    from transforms.feature_columns import feature_columns
+
+    label_type, config, models, _, rows, out = trained
+    examples = standard_artifacts.Examples()
+    examples.uri, examples.split_names = os.path.join(out, 'examples'), json.dumps(['train', 'eval'])
+    transform_dir = os.path.join(out, 'transform')
+    tft_output = tft.TFTransformOutput(transform_dir)
+    for kind in ('keras_dnn', 'keras_wide_deep', 'estimator_dnn', 'estimator_wide_deep'):
+        logdir = os.path.join(out, 'projector', kind)
+        tensors = generate(models[kind], transform_dir, examples, logdir, custom_config(config), ['city'], 20)
+        values = tensors['feature_values']
+        # num, 3 buckets, 4 cities embedded in 2 dims, 5 town hashes, 7 cross hashes: 1 + 3 + 2 + 5 + 7 rows
+        assert values.values.shape == (18, 8), (kind, values.values.shape)
+        with open(os.path.join(logdir, 'feature_values.metadata.tsv')) as f:
+            lines = f.read().splitlines()
+        assert len(lines) == 1 + values.values.shape[0] and lines[0].startswith('label\t')
+        assert tensors['examples'].values.shape[0] == 20
+        city = tensors['embedding_city']  # the embedding table, one row per vocabulary id, labelled by value
+        assert city.values.shape == (5, 2) and {'city=a', 'city=d', 'city=<OOV>'} <= {r[0] for r in city.rows}, kind
+    features = parse_features(config)
+    for kind in ('estimator_dnn', 'estimator_wide_deep'):
+        network = load_network(models[kind], lambda: feature_columns(features, tft_output),
+                               label_type == 'multilabel')
+        sample = {k: v[:50] for k, v in network_inputs(transform_dir, rows[:50]).items()}
+        _, estimator_probs = network.run(sample)
+        if kind == 'estimator_dnn':  # no linear part: the numpy DNN over the labelled kernels is the whole model
+            loaded = tf.saved_model.load(models[kind])
+            variables = {v.name.split(':')[0]: v.numpy() for v in loaded.estimator.variables}
+            rebuilt = estimator_network(variables, feature_columns(features, tft_output),
+                                        multi_label=label_type == 'multilabel')
+            np.testing.assert_allclose(rebuilt.run(sample)[1], estimator_probs, rtol=1e-4, atol=1e-5)
+
+
+def parse_features(config):
+    from transforms.preprocessing import parse_custom_config
+    return parse_custom_config(custom_config(config))[0]
+
+
+def network_inputs(transform_dir, rows):
+    from components.embedding_metadata.data import transform
+    return transform(tft.TFTransformOutput(transform_dir), [_example(r) for r in rows])
