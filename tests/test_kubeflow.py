@@ -47,17 +47,19 @@ def _param(task, name):
 
 @pytest.fixture(scope='module')
 def compiled(tmp_path_factory):
-    """Each shipped config compiled once: {name: (config, path of the package)}."""
+    """Each shipped config compiled once: {name: (config, path of the package)}; `compare` is the attrition
+    config training three models side by side (per-model nodes and a ModelSelector)."""
     out = tmp_path_factory.mktemp('kfp')
     result = {}
-    for name in ('attrition', 'penguins'):
-        config = load_config(os.path.join(DATA, name, 'config.yaml'))
+    for name, path in (('attrition', 'attrition/config.yaml'), ('penguins', 'penguins/config.yaml'),
+                       ('compare', 'attrition/compare.yaml')):
+        config = load_config(os.path.join(DATA, path))
         package = compile_pipeline(config, IMAGE, str(out / f'{name}.yaml'), secret='tfx-tabular-object-storage')
         result[name] = (config, package)
     return result
 
 
-@pytest.mark.parametrize('name', ['attrition', 'penguins'])
+@pytest.mark.parametrize('name', ['attrition', 'penguins', 'compare'])
 def test_package_parses_strictly_and_kfp_client_accepts_it(compiled, name):
     from kfp.client.client import _extract_pipeline_yaml
     config, package = compiled[name]
@@ -70,11 +72,11 @@ def test_package_parses_strictly_and_kfp_client_accepts_it(compiled, name):
     assert not os.path.exists(package.path + '.tmp')
 
 
-@pytest.mark.parametrize('name', ['attrition', 'penguins'])
+@pytest.mark.parametrize('name', ['attrition', 'penguins', 'compare'])
 def test_every_component_has_its_image_arguments_and_dependencies(compiled, name):
     from google.protobuf import json_format
     from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import KUBEFLOW_TFX_CMD
-    from pipeline.pipeline import create_pipeline, model_push_dir
+    from pipeline.pipeline import create_pipeline, model_push_dir, node_id
     config, package = compiled[name]
     spec = _strict_spec(_docs(package.path)[0])
     local = create_pipeline(config, label_class_count(config))  # the pipeline `tfx-tabular run` runs
@@ -99,8 +101,10 @@ def test_every_component_has_its_image_arguments_and_dependencies(compiled, name
         assert container['args'][-len(config.beam.args):] == config.beam.args
     assert _param(tasks['CsvExampleGen'], 'input_base') == os.path.dirname(config.csv_pattern)
     assert _param(tasks['Transform'], 'preprocessing_fn') == 'transforms.preprocessing.preprocessing_fn'
-    assert _param(tasks['Trainer'], 'run_fn') == 'components.trainer.run_fn'
-    assert json.loads(_param(tasks['Trainer'], 'train_args'))['num_steps'] == config.models[0].train_steps
+    for model in config.models:
+        trainer = tasks[node_id(config, 'Trainer', model.name)]
+        assert _param(trainer, 'run_fn') == 'components.trainer.run_fn'
+        assert json.loads(_param(trainer, 'train_args'))['num_steps'] == model.train_steps
     push = json.loads(_param(tasks['Pusher'], 'push_destination'))
     assert push['filesystem']['base_directory'] == model_push_dir(config)
 
