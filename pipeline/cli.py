@@ -71,9 +71,9 @@ def cmd_schema_freeze(args) -> int:
 def cmd_embeddings(args) -> int:
     _quiet_tensorflow()
     config = _load(args.config)
-    from components.embedding_metadata.locate import NoEmbeddings, describe, latest_logdir
+    from components.embedding_metadata.locate import NoEmbeddings, describe, latest_logdirs
     try:
-        print('\n'.join(describe(latest_logdir(config, args.config), args.port)))
+        print('\n'.join(describe(latest_logdirs(config, args.config), args.port)))
     except NoEmbeddings as e:
         print(f'tfx-tabular embeddings: {e}', file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -4,7 +4,7 @@ The same dict is printed for people (`format_summary`) and written to `<run_dir>
 """
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
@@ -14,8 +14,10 @@ from tfx.orchestration import metadata
 
 from components.embedding_metadata.locate import embedding_logdir, tensorboard_command
 from components.evaluator import TFMA_TO_CONFIG
+from components.model_selector import METRIC_KEY, SELECTED
+from components.tfma_results import is_baseline, is_candidate, is_diff, slice_name
 from components.trainer import class_names
-from pipeline.pipeline import metadata_path
+from pipeline.pipeline import metadata_path, node_id
 
 TABLE_METRICS = ('example_count', 'accuracy', 'auc', 'precision', 'recall', 'false_positive_rate',
                  'false_negative_rate')
@@ -59,16 +61,6 @@ def latest_run_components(store) -> List[Dict]:
     return components
 
 
-def _slice_name(slice_key) -> str:
-    """'overall', or 'column=value, ...' from a TFMA SliceKey proto."""
-    parts = []
-    for k in slice_key.single_slice_keys:
-        kind = k.WhichOneof('kind')
-        value = getattr(k, kind) if kind else ''
-        parts.append(f'{k.column}={value.decode() if isinstance(value, bytes) else value}')
-    return ', '.join(parts) or 'overall'
-
-
 def metric_name(key, classes: List[str]) -> str:
     """A readable name for a TFMA MetricKey: config metric names, macro averages plain, per class by name."""
     name = TFMA_TO_CONFIG.get(key.name, key.name)
@@ -78,35 +70,164 @@ def metric_name(key, classes: List[str]) -> str:
     return name
 
 
-def read_metrics(evaluation_uri: str, classes: List[str]) -> Dict[str, Dict[str, float]]:
-    """{slice: {metric: value}}; multi-class precision/recall/auc are macro averages, per class `<metric>/<class>`."""
+MODELS = {'candidate': is_candidate, 'baseline': is_baseline, 'diff': is_diff}
+
+
+def read_metrics(evaluation_uri: str, classes: List[str], model: str = 'candidate',
+                 digits: Optional[int] = 4) -> Dict[str, Dict[str, float]]:
+    """{slice: {metric: value}} of one model: 'candidate', 'baseline' (the served model) or 'diff' (candidate
+    minus baseline). Multi-class precision/recall/auc are macro averages, per class `<metric>/<class>`."""
+    keep = MODELS[model]
     slices = {}
     for per_slice in tfma.load_metrics(evaluation_uri):
         if per_slice.HasField('cross_slice_key'):
             continue
-        slices[_slice_name(per_slice.slice_key)] = {
-            metric_name(kv.key, classes): round(kv.value.double_value.value, 4)
-            for kv in per_slice.metric_keys_and_values if kv.value.HasField('double_value')}
+        values = {metric_name(kv.key, classes): kv.value.double_value.value
+                  for kv in per_slice.metric_keys_and_values if keep(kv.key) and kv.value.HasField('double_value')}
+        if values:
+            slices[slice_name(per_slice.slice_key)] = {
+                k: v if digits is None else round(v, digits) for k, v in values.items()}
     return slices
 
 
-def read_validation_failures(evaluation_uri: str, classes: List[str]) -> List[str]:
-    """One line per failed threshold: the metric, the slice (or the two groups of a gap), value and bound."""
+def _change_failure(name: str, where: str, diff: float, threshold, candidate: Optional[float],
+                    baseline_version: Optional[int]) -> str:
+    """'accuracy = 0.7100 on overall is 0.0500 below the served model (version N) 0.7600; max_drop 0.02'."""
+    served = f'the served model (version {baseline_version})' if baseline_version else 'the baseline model'
+    bound = -threshold.absolute.value if threshold.HasField('absolute') else None
+    limit = f'; max_drop {bound:g}' if bound is not None else ''
+    if threshold.HasField('relative'):
+        limit += f'; relative bound {threshold.relative.value:g}'
+    if candidate is None:
+        return f'{name} on {where} is {-diff:.4f} below {served}{limit}'
+    return (f'{name} = {candidate:.4f} on {where} is {-diff:.4f} below {served} {candidate - diff:.4f}{limit}'
+            if diff < 0 else f'{name} = {candidate:.4f} on {where} vs {served} {candidate - diff:.4f}: '
+                             f'change {diff:+.4f}{limit}')
+
+
+def read_validation_failures(evaluation_uri: str, classes: List[str],
+                             baseline_version: Optional[int] = None) -> List[str]:
+    """One line per failed threshold: the metric, the slice (or the two groups of a gap), value and bound.
+
+    A change threshold (evaluation.max_drop) names the served model's version and value too."""
     failures = []
+    candidate = None
     for per_slice in tfma.load_validation_result(evaluation_uri).metric_validations_per_slice:
         if per_slice.HasField('cross_slice_key'):
             key = per_slice.cross_slice_key
-            where = f'{_slice_name(key.comparison_slice_key)} minus {_slice_name(key.baseline_slice_key)}'
+            where = f'{slice_name(key.comparison_slice_key)} minus {slice_name(key.baseline_slice_key)}'
         else:
-            where = _slice_name(per_slice.slice_key)
+            where = slice_name(per_slice.slice_key)
         for f in per_slice.failures:
+            name = metric_name(f.metric_key, classes)
+            value = f.metric_value.double_value.value
+            if f.metric_threshold.HasField('change_threshold'):
+                if candidate is None:
+                    candidate = read_metrics(evaluation_uri, classes, digits=None)
+                failures.append(_change_failure(name, where, value, f.metric_threshold.change_threshold,
+                                                candidate.get(where, {}).get(name), baseline_version))
+                continue
             bound = f.metric_threshold.value_threshold
             limits = ([f'lower bound {bound.lower_bound.value}'] if bound.HasField('lower_bound') else []) + (
                 [f'upper bound {bound.upper_bound.value}'] if bound.HasField('upper_bound') else [])
-            value = f.metric_value.double_value.value
-            failures.append(f'{metric_name(f.metric_key, classes)} = {value:.4f} on {where} fails '
-                            f'{" and ".join(limits)}')
+            if not f.HasField('metric_value'):  # TFMA: "Metric not found."
+                failures.append(f'{name} was not computed on {where} ({f.message.strip()}), so it fails '
+                                f'{" and ".join(limits)}')
+                continue
+            failures.append(f'{name} = {value:.4f} on {where} fails {" and ".join(limits)}')
     return failures
+
+
+def _outputs(by_name: Dict[str, Dict], node_id: str) -> Dict:
+    return by_name.get(node_id, {}).get('outputs', {})
+
+
+def read_served_model(by_name: Dict[str, Dict], served_id: str = 'ServedModel',
+                      evaluator_id: str = 'Evaluator') -> Optional[Dict]:
+    """The served model the Evaluator compared with: {'found', 'version', 'source', 'base_path', 'state'}.
+
+    The evaluation artifact records what the Evaluator used (components/served_model.py reads the served version
+    again when it runs); ServedModel's own output is the fallback. `state`: the Evaluator's, 'cached' meaning
+    the comparison (or its absence) dates from an earlier run. None without a ServedModel node."""
+    model = _outputs(by_name, served_id).get('model')
+    if not model:
+        return None
+    props = model['properties']
+    served = {'found': bool(props.get('found', 0)), 'version': props.get('version'), 'source': props.get('source'),
+              'base_path': props.get('base_path'), 'state': by_name.get(evaluator_id, {}).get('state')}
+    evaluation = _outputs(by_name, evaluator_id).get('evaluation', {}).get('properties', {})
+    if 'baseline_version' in evaluation:
+        version = evaluation['baseline_version']
+        served.update(found=bool(version), version=version or None, source=evaluation.get('baseline_source') or None)
+    return served
+
+
+def read_evaluation(by_name: Dict[str, Dict], classes: List[str], evaluator_id: str = 'Evaluator',
+                    gate_id: str = 'FairnessGate', served_id: str = 'ServedModel') -> Dict:
+    """One model's evaluation, read from its nodes (`Evaluator_<name>` etc. when a run trains several):
+    evaluation_uri, metrics, validation_failures, blessed, served (what ServedModel found) and baseline
+    ({'version', 'source', 'metrics'} of the served model it was compared with, None when there was none)."""
+    result = {}
+    evaluator = _outputs(by_name, evaluator_id)
+    served = read_served_model(by_name, served_id, evaluator_id)
+    result['served'] = served
+    result['baseline'] = None
+    if 'evaluation' in evaluator:
+        uri = evaluator['evaluation']['uri']
+        result['evaluation_uri'] = uri
+        result['metrics'] = read_metrics(uri, classes)
+        baseline_metrics = read_metrics(uri, classes, 'baseline')
+        version = served['version'] if served and served['found'] else None
+        if baseline_metrics:
+            result['baseline'] = {'version': version, 'source': served and served['source'],
+                                  'metrics': baseline_metrics}
+        result['validation_failures'] = read_validation_failures(uri, classes, version)
+    gate = _outputs(by_name, gate_id).get('blessing')
+    blessing = gate or evaluator.get('blessing')
+    if blessing:
+        result['blessed'] = bool(blessing['properties'].get('blessed', 0))
+    if gate:
+        result.setdefault('validation_failures', [])
+        result['validation_failures'] += json.loads(gate['properties'].get('fairness_failures', '[]'))
+    return result
+
+
+def fairness_by_class(metrics: Dict[str, Dict[str, float]], classes: List[str]) -> Dict[str, Dict]:
+    """Multi-class Fairness Indicators, one-vs-rest: {group slice: {class: {'fpr@t': v, 'fnr@t': v}}}.
+
+    TFMA writes them per class as `fairness_indicators_metrics/false_positive_rate@0.5` with the class id as
+    sub key (read_metrics names that `.../false_positive_rate@0.5/<class>`)."""
+    prefix = 'fairness_indicators_metrics/'
+    short = {'false_positive_rate': 'fpr', 'false_negative_rate': 'fnr'}
+    table = {}
+    for slice_key, values in metrics.items():
+        for name, value in values.items():
+            if not name.startswith(prefix) or '/' not in name[len(prefix):]:
+                continue
+            metric, class_name = name[len(prefix):].split('/', 1)
+            rate, _, threshold = metric.partition('@')
+            if rate in short and class_name in classes:
+                table.setdefault(slice_key, {}).setdefault(class_name, {})[f'{short[rate]}@{threshold}'] = value
+    return table
+
+
+def _read_models(config, by_name: Dict[str, Dict], classes: List[str]) -> Dict:
+    """The evaluation of the one model; with several, `models` (each one's overall metrics, blessing and
+    failures), the ModelSelector's choice, and the chosen model's (else the first's) evaluation in full."""
+    evaluations = {m.name: read_evaluation(by_name, classes, *(node_id(config, n, m.name) for n in (
+        'Evaluator', 'FairnessGate', 'ServedModel'))) for m in config.models}
+    if len(config.models) == 1:
+        return evaluations[config.models[0].name]
+    selector = _outputs(by_name, 'ModelSelector').get('blessing', {}).get('properties', {})
+    selected = selector.get(SELECTED, '')
+    result = dict(evaluations[selected or config.models[0].name])
+    result.update(
+        models=[{'model': m.name, 'kind': m.kind, 'blessed': evaluations[m.name].get('blessed'),
+                 'metrics': evaluations[m.name].get('metrics', {}).get('overall', {}),
+                 'validation_failures': evaluations[m.name].get('validation_failures', [])}
+                for m in config.models],
+        selected_model=selected, selection=selector.get(METRIC_KEY), blessed=bool(selector.get('blessed', 0)))
+    return result
 
 
 def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
@@ -125,25 +246,18 @@ def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
                   'counts': label_counts,
                   'majority_class_rate': round(max(label_counts.values()) / total, 4) if total else None},
     }
-    evaluator = by_name.get('Evaluator', {}).get('outputs', {})
-    if 'evaluation' in evaluator:
-        uri = evaluator['evaluation']['uri']
-        summary['evaluation_uri'] = uri
-        summary['metrics'] = read_metrics(uri, names)
-        summary['validation_failures'] = read_validation_failures(uri, names)
-    gate = by_name.get('FairnessGate', {}).get('outputs', {}).get('blessing')
-    blessing = gate or evaluator.get('blessing')
-    if blessing:
-        summary['blessed'] = bool(blessing['properties'].get('blessed', 0))
-    if gate:
-        summary['validation_failures'] += json.loads(gate['properties'].get('fairness_failures', '[]'))
+    summary.update(_read_models(config, by_name, names))
+    summary['max_drop'] = dict(config.evaluation.max_drop)
+    if 'metrics' in summary and config.label.type != 'binary' and config.fairness:
+        summary['fairness_by_class'] = fairness_by_class(summary['metrics'], names)
     pusher = by_name.get('Pusher', {}).get('outputs', {})
     if 'pushed_model' in pusher:
         props = pusher['pushed_model']['properties']
         summary['pushed'] = bool(props.get('pushed', 0))
         summary['pushed_to'] = props.get('pushed_destination') if summary['pushed'] else None
     summary['embeddings_logdir'] = embedding_logdir(components)
-    model_run = by_name.get('Trainer', {}).get('outputs', {}).get('model_run')
+    shown = summary.get('selected_model') or config.models[0].name
+    model_run = _outputs(by_name, node_id(config, 'Trainer', shown)).get('model_run')
     if model_run:
         summary['tensorboard_logdir'] = model_run['uri']
     return summary
@@ -156,6 +270,81 @@ def write_summary(summary: Dict, path: str) -> None:
     os.replace(tmp, path)
 
 
+def format_baseline(evaluation: Dict, max_drop: Optional[Dict[str, float]]) -> List[str]:
+    """The candidate against the served model on the overall slice, or why there was no comparison.
+
+    `evaluation`: what read_evaluation returns (the summary itself for a one-model run)."""
+    served, baseline = evaluation.get('served'), evaluation.get('baseline')
+    rules = ', '.join(f'{m} {v:g}' for m, v in (max_drop or {}).items())
+    if baseline:
+        where = f'version {baseline["version"]}' if baseline.get('version') else 'baseline'
+        lines = ['', f'Compared with the served model ({where}: {baseline.get("source") or "?"}), overall slice:',
+                 f'  {"metric":<12}{"candidate":>11}{"served":>11}{"change":>11}']
+        candidate, base = evaluation['metrics'].get('overall', {}), baseline['metrics'].get('overall', {})
+        for m in ('accuracy', 'auc', 'precision', 'recall'):
+            if m in candidate and m in base:
+                change = candidate[m] - base[m]
+                lines.append(f'  {m:<12}{_rate(candidate[m], 4):>11}{_rate(base[m], 4):>11}'
+                             + (f'{"n/a":>11}' if change != change else f'{change:>+11.4f}'))
+        lines.append(f'  evaluation.max_drop: {rules}' if rules else
+                     '  No change thresholds (evaluation.max_drop) configured: the comparison does not gate.')
+        return lines
+    if served and not served['found'] and 'metrics' in evaluation:
+        why = f'so change thresholds (evaluation.max_drop: {rules}) did not apply' if rules else \
+            'so there is nothing to compare with'
+        if served['state'] == 'cached':
+            return ['', f'This evaluation was reused from TFX\'s cache; when it ran, no model was served at '
+                        f'{served["base_path"]}, {why}.']
+        return ['', f'First run: no model served yet at {served["base_path"]}, {why}.']
+    return []
+
+
+def format_fairness_by_class(table: Optional[Dict[str, Dict]]) -> List[str]:
+    """Multi-class Fairness Indicators: per group, each class's one-vs-rest FPR and FNR at one threshold."""
+    if not table:
+        return []
+    keys = sorted({k for classes in table.values() for rates in classes.values() for k in rates})
+    thresholds = sorted({k.split('@', 1)[1] for k in keys}, key=lambda t: abs(float(t) - 0.5))
+    t = thresholds[0]
+    classes = sorted({c for per_class in table.values() for c in per_class})
+    lines = ['', f'Fairness per group and class, one-vs-rest, at threshold {t} (FPR / FNR; all thresholds in '
+                 'summary.json):', '  ' + f'{"group":<30}' + ''.join(f'{c[:17]:>18}' for c in classes)]
+    for group in sorted(table):
+        cells = []
+        for c in classes:
+            rates = table[group].get(c, {})
+            fpr, fnr = rates.get(f'fpr@{t}'), rates.get(f'fnr@{t}')
+            cells.append(f'{_rate(fpr)} / {_rate(fnr)}'.rjust(18))
+        lines.append('  ' + f'{group[:30]:<30}' + ''.join(cells))
+    return lines
+
+
+def _rate(value: Optional[float], digits: int = 3) -> str:
+    return '-' if value is None else 'n/a' if value != value else f'{value:.{digits}f}'
+
+
+def format_models(summary: Dict) -> List[str]:
+    """Several models: one line each (overall metrics, blessed), and which one goes to the Pusher."""
+    models = summary.get('models')
+    if not models:
+        return []
+    names = [m for m in TABLE_METRICS if any(m in model['metrics'] for model in models)]
+    lines = ['', f'Models compared on the eval split (overall slice; selection: {summary.get("selection")}, '
+                 'best blessed):',
+             '  ' + f'{"model":<16}{"kind":<22}' + ''.join(f'{SHORT_NAMES.get(n, n):>11}' for n in names)
+             + f'{"blessed":>9}']
+    for model in models:
+        mark = '  <- pushed' if model['model'] == summary.get('selected_model') else ''
+        lines.append('  ' + f'{model["model"][:15]:<16}{model["kind"]:<22}' + ''.join(
+            f'{model["metrics"][n]:>11.4g}' if n in model['metrics'] else f'{"-":>11}' for n in names)
+            + f'{"yes" if model["blessed"] else "NO":>9}{mark}')
+    for model in models:
+        lines += [f'  {model["model"]} not blessed: {f}' for f in model['validation_failures']]
+    if not summary.get('selected_model'):
+        lines.append('  No model is blessed, so none is pushed.')
+    return lines
+
+
 def format_summary(summary: Dict) -> str:
     lines = ['', f'Run {summary["name"]}: {summary["run_dir"]}']
     lines.append(f'  {"component":<20} {"state":<7} {"seconds":>8}')
@@ -163,20 +352,27 @@ def format_summary(summary: Dict) -> str:
         lines.append(f'  {c["component"]:<20} {c["state"]:<7} {c["seconds"]:>8.1f}')
     if summary['all_cached']:
         lines.append('  Nothing changed since the last run: every component was reused from TFX\'s cache.')
+    lines += format_models(summary)
     metrics = summary.get('metrics')
     if metrics:
         names = [m for m in TABLE_METRICS if m in metrics.get('overall', {})]
+        if summary.get('models'):
+            lines += ['', f'The {summary.get("selected_model") or summary["models"][0]["model"]} model in detail:']
         lines += ['', 'Eval metrics on the eval split (multi-class: macro averages; per class in summary.json):',
                   '  ' + f'{"slice":<30}' + ''.join(f'{SHORT_NAMES.get(n, n):>11}' for n in names)]
-        for slice_name in sorted(metrics, key=lambda s: (s != 'overall', s)):
-            values = metrics[slice_name]
-            lines.append('  ' + f'{slice_name[:30]:<30}' + ''.join(
+        for slice_ in sorted(metrics, key=lambda s: (s != 'overall', s)):
+            values = metrics[slice_]
+            lines.append('  ' + f'{slice_[:30]:<30}' + ''.join(
                 f'{values[n]:>11.4g}' if n in values else f'{"-":>11}' for n in names))
         lines.append(f'  majority-class rate (always predicting the most frequent class): '
                      f'{summary["label"]["majority_class_rate"]:.4f}')
+        lines += format_fairness_by_class(summary.get('fairness_by_class'))
+        lines += format_baseline(summary, summary.get('max_drop'))
     if 'blessed' in summary:
         if summary['blessed']:
-            lines.append('Blessed: yes (every threshold in evaluation.thresholds met).')
+            against = ', and evaluation.max_drop against the served model' if (
+                summary.get('baseline') and summary.get('max_drop')) else ''
+            lines.append(f'Blessed: yes (every threshold in evaluation.thresholds met{against}).')
         else:
             lines.append('Blessed: NO, so the model was not pushed:')
             lines += [f'  - {f}' for f in summary.get('validation_failures') or ['see the Evaluator output']]

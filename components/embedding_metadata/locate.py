@@ -36,45 +36,62 @@ def tensorboard_command(logdir: str, port: int = DEFAULT_PORT) -> str:
     return f'tensorboard --logdir {shlex.quote(logdir)} --port {port}'
 
 
+def _model_name(uri: str) -> str:
+    """`.../pipeline_root/EmbeddingMetadataGen_dnn/embedding_metadata/7` -> `dnn` ('' with one model)."""
+    node = os.path.basename(os.path.dirname(os.path.dirname(uri.rstrip('/'))))
+    return node.split('_', 1)[1] if '_' in node else ''
+
+
 def store_path(config) -> str:
     return os.path.join(config.run_path, METADATA_FILE)
 
 
-def _latest_run_artifact(path: str) -> Optional[str]:
-    """URI of the EmbeddingMetadata attributed to the newest pipeline run (cached runs are attributed too)."""
+def _latest_run_artifacts(path: str) -> Dict[str, str]:
+    """{model name: URI} of the EmbeddingMetadata of the newest pipeline run (cached runs are attributed too)."""
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = path
     connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
     store = metadata_store.MetadataStore(connection)
     runs = store.get_contexts_by_type('pipeline_run')
     if not runs:
-        return None
+        return {}
     run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
     try:
         type_id = store.get_artifact_type(ARTIFACT_TYPE).id
     except errors.NotFoundError:  # no run has produced one yet
-        return None
-    found = [a for a in store.get_artifacts_by_context(run.id) if a.type_id == type_id]
-    return max(found, key=lambda a: a.id).uri if found else None
+        return {}
+    found = sorted((a for a in store.get_artifacts_by_context(run.id) if a.type_id == type_id), key=lambda a: a.id)
+    return {_model_name(a.uri): a.uri for a in found}
 
 
-def latest_logdir(config, config_path: str) -> str:
+def latest_logdirs(config, config_path: str) -> Dict[str, str]:
+    """{model name ('' with one model): log dir} of the latest run; raises NoEmbeddings saying what to run."""
     rerun = f'run `tfx-tabular run --config {config_path}`'
     path = store_path(config)
     if not os.path.exists(path):
         raise NoEmbeddings(f'{config.name} has not run yet (no {path}); {rerun} first')
-    logdir = _latest_run_artifact(path)
-    if logdir is None:
+    logdirs = _latest_run_artifacts(path)
+    if not logdirs:
         raise NoEmbeddings(f'the latest run of {config.name} made no embedding metadata (it stopped before '
                            f'EmbeddingMetadataGen or predates it); {rerun}')
-    if not os.path.exists(os.path.join(logdir, CONFIG_FILE)):
-        raise NoEmbeddings(f'{logdir} has no {CONFIG_FILE} (deleted or moved?); {rerun} again')
-    return logdir
+    for logdir in logdirs.values():
+        if not os.path.exists(os.path.join(logdir, CONFIG_FILE)):
+            raise NoEmbeddings(f'{logdir} has no {CONFIG_FILE} (deleted or moved?); {rerun} again')
+    return logdirs
 
 
-def describe(logdir: str, port: int = DEFAULT_PORT) -> List[str]:
-    """The command on the first line (for scripts), then where to look and what is there."""
-    with open(os.path.join(logdir, CONFIG_FILE), encoding='utf-8') as f:
-        config = text_format.Parse(f.read(), ProjectorConfig())
-    shapes = ', '.join(f'{e.tensor_name} ({" x ".join(str(d) for d in e.tensor_shape)})' for e in config.embeddings)
-    return [tensorboard_command(logdir, port), f'then open http://localhost:{port}/#projector to explore: {shapes}']
+def describe(logdirs: Dict[str, str], port: int = DEFAULT_PORT) -> List[str]:
+    """The command on the first line (for scripts), then where to look and what is there.
+
+    With several models, one command per model (TensorBoard's projector shows only the root of `--logdir`;
+    it finds no projector run under `--logdir_spec`), the first model's first.
+    """
+    lines = []
+    for name, logdir in logdirs.items():
+        with open(os.path.join(logdir, CONFIG_FILE), encoding='utf-8') as f:
+            config = text_format.Parse(f.read(), ProjectorConfig())
+        shapes = ', '.join(f'{e.tensor_name} ({" x ".join(str(d) for d in e.tensor_shape)})'
+                           for e in config.embeddings)
+        where = f'then open http://localhost:{port}/#projector to explore{" model " + name if name else ""}'
+        lines += [tensorboard_command(logdir, port), f'{where}: {shapes}']
+    return lines
