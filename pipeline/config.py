@@ -100,6 +100,58 @@ FEATURE_KINDS = ('numeric', 'bucketized', 'categorical', 'hashed', 'crossed')
 MODEL_KINDS = ('keras_dnn', 'keras_wide_deep', 'estimator_dnn', 'estimator_linear', 'estimator_wide_deep')
 
 
+class LearningRateRange(_Strict):
+    min: float = Field(1e-4, gt=0, le=1)
+    max: float = Field(0.03, gt=0, le=1)
+
+    @model_validator(mode='after')
+    def _ordered(self):
+        if self.min >= self.max:
+            raise ValueError(f'learning_rate: min {self.min} must be below max {self.max}')
+        return self
+
+
+class TuningConfig(_Strict):
+    """Optional tuning of a Keras model (components/tuner.py, components/lr_range_test.py).
+
+    `search`: a TFX Tuner (keras-tuner) tries `trials` points of the space below, each trained `steps_per_trial`
+    steps and scored by its lowest eval loss; the best values replace the model's in the Trainer. A dimension left
+    out keeps the model's own value. `lr_range_test`: before training, a short run with an exponentially
+    increasing learning rate; the Trainer plots loss vs rate, logs the suggested rate and, with
+    `use_suggested_lr`, trains with it."""
+    search: bool = Field(True, description='run the TFX Tuner before the Trainer')
+    algorithm: Literal['random', 'bayesian'] = 'random'
+    trials: int = Field(10, ge=1, le=500)
+    steps_per_trial: int = Field(200, ge=1, description='training steps of each trial (in the model\'s epochs)')
+    hidden_units: Optional[List[List[Annotated[int, Field(ge=1)]]]] = Field(
+        None, min_length=1, description='choices, e.g. [[64, 32], [128, 64], [32]]; default: the model\'s')
+    learning_rate: Optional[LearningRateRange] = Field(
+        default_factory=LearningRateRange, description='log-uniform range; null keeps the model\'s rate')
+    dropout: Optional[List[Annotated[float, Field(ge=0, lt=1)]]] = Field(
+        None, min_length=1, description='choices, e.g. [0.0, 0.1, 0.3]; default: the model\'s')
+    lr_range_test: bool = Field(False, description='run the learning-rate range test before training')
+    lr_range_steps: int = Field(100, ge=5, le=10000)
+    lr_range_min: float = Field(1e-5, gt=0, lt=10)
+    lr_range_max: float = Field(1.0, gt=0, le=10)
+    use_suggested_lr: bool = Field(False, description='train with the range test\'s suggested learning rate')
+
+    @model_validator(mode='after')
+    def _consistent(self):
+        if self.search and not (self.hidden_units or self.learning_rate or self.dropout):
+            raise ValueError('search has nothing to tune: give hidden_units, learning_rate or dropout, '
+                             'or set search: false')
+        if not self.search and not self.lr_range_test:
+            raise ValueError('search and lr_range_test are both off: remove tuning or turn one on')
+        if self.use_suggested_lr and not self.lr_range_test:
+            raise ValueError('use_suggested_lr needs lr_range_test: true')
+        if self.use_suggested_lr and self.search and self.learning_rate:
+            raise ValueError('use_suggested_lr and the learning_rate search both set the learning rate: '
+                             'set learning_rate: null or use_suggested_lr: false')
+        if self.lr_range_min >= self.lr_range_max:
+            raise ValueError(f'lr_range_min {self.lr_range_min} must be below lr_range_max {self.lr_range_max}')
+        return self
+
+
 class ModelConfig(_Strict):
     """One model to train. Keras kinds train with `fit`, estimator kinds with `train_and_evaluate`; all read the
     same feature columns (transforms/feature_columns.py) and export the same serving signatures."""
@@ -123,11 +175,20 @@ class ModelConfig(_Strict):
     epochs: int = Field(10, ge=1, le=1000, description='training is cut into this many rounds of train_steps/'
                                                        'epochs steps, each followed by an evaluation (Keras epochs)')
     eval_steps: int = Field(50, ge=1)
+    tuning: Optional[TuningConfig] = Field(None, description='hyper-parameter search and/or learning-rate range '
+                                                             'test; Keras kinds only')
 
     @model_validator(mode='after')
     def _default_name(self):
         if self.name is None:
             self.name = self.kind
+        return self
+
+    @model_validator(mode='after')
+    def _tuning_fits_kind(self):
+        if self.tuning is not None and not self.kind.startswith('keras_'):
+            raise ValueError(f'tuning applies to Keras kinds only (keras_dnn, keras_wide_deep), not {self.kind}: '
+                             'remove tuning or use a Keras kind')
         return self
 
 
@@ -290,6 +351,8 @@ class Config(_Strict):
         self.model = None
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
+        if 'hierarchical' in names and self.hierarchical and self.hierarchical.enabled:
+            raise ValueError("models: the name 'hierarchical' is taken by the hierarchical model; rename yours")
         if dupes:
             raise ValueError(f'models: the name {dupes[0]!r} is used twice; give each model a distinct name')
         return self
@@ -316,7 +379,7 @@ class Config(_Strict):
 
     @model_validator(mode='after')
     def _hierarchical_fits(self):
-        """Multi-class labels only; `hierarchical.base` names a Keras model of `models` (default: the first)."""
+        """Multi-class labels only; `hierarchical.base` names a model of `models` (default: the first)."""
         h = self.hierarchical
         if not (h and h.enabled):
             return self
@@ -327,10 +390,6 @@ class Config(_Strict):
         h.base = h.base or names[0]
         if h.base not in names:
             raise ValueError(f'hierarchical.base: {h.base!r} is not a model name; use one of {", ".join(names)}')
-        kind = next(m.kind for m in self.models if m.name == h.base)
-        if not kind.startswith('keras_'):
-            raise ValueError(f'hierarchical.base: model {h.base!r} is {kind}; the hierarchical model builds on a '
-                             'Keras base so far: name a keras_dnn or keras_wide_deep model')
         if self.data.eval_fraction + h.holdout_fraction > 0.5:
             raise ValueError(f'hierarchical.holdout_fraction: {h.holdout_fraction} with data.eval_fraction '
                              f'{self.data.eval_fraction} leaves less than half the rows for training; lower either')

@@ -1,8 +1,9 @@
 """The TFX pipeline built from a config: CsvExampleGen -> ... -> Pusher.
 
 Per model (the config's `models`): Trainer -> EmbeddingMetadataGen, ServedModel (the model TF Serving has now,
-the Evaluator's baseline) -> Evaluator -> [FairnessGate]. With several models a ModelSelector picks the best
-blessed one for the Pusher.
+the Evaluator's baseline) -> Evaluator -> [FairnessGate]. With `hierarchical`, ConfusionCut ->
+HierarchicalTrainer on the base model, evaluated the same way. With several candidates a ModelSelector picks the
+best blessed one for the Pusher.
 
 User code is referenced by dotted path (`transforms.preprocessing.preprocessing_fn`, `components.trainer.run_fn`)
 from this installed package, so TFX needs no module-file wheel staged into the pipeline root.
@@ -10,7 +11,7 @@ from this installed package, so TFX needs no module-file wheel staged into the p
 import functools
 import json
 import os
-from typing import Dict
+from typing import Dict, List, Tuple
 
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
@@ -21,6 +22,7 @@ from components.csv_example_gen import StreamingCsvExampleGen
 from components.embedding_metadata import EmbeddingMetadataGen
 from components.evaluator import eval_config
 from components.fairness_gate import FairnessGate
+from components.hierarchical import example_splits, hierarchical_nodes
 from components.model_selector import ModelSelector
 from components.pusher import ATOMIC_PUSH_EXECUTOR
 from components.served_model import BaselineEvaluator, ServedModel
@@ -43,13 +45,43 @@ def model_push_dir(config) -> str:
     return os.path.join(config.push_path, config.serving.model_name)
 
 
+HIERARCHICAL = 'hierarchical'  # the name of the auxiliary max-cut model (config `hierarchical`) among the models
+
+
+def evaluated_models(config) -> List[Tuple[str, str]]:
+    """(name, kind) of every model the pipeline evaluates: the config's models, then the hierarchical one."""
+    models = [(m.name, m.kind) for m in config.models]
+    if config.hierarchical and config.hierarchical.enabled:
+        models.append((HIERARCHICAL, HIERARCHICAL))
+    return models
+
+
 def node_id(config, base: str, model_name: str) -> str:
-    """A per-model node's id: `Trainer` with one model, `Trainer_<name>` when several train side by side."""
-    return base if len(config.models) == 1 else f'{base}_{model_name}'
+    """A per-model node's id: `Trainer` with one model, `Trainer_<name>` when several are evaluated."""
+    return base if len(evaluated_models(config)) == 1 else f'{base}_{model_name}'
+
+
+def _evaluation_nodes(config, name: str, model, n_classes: int, example_gen) -> Dict:
+    """ServedModel (the baseline) -> Evaluator -> [FairnessGate] for one model channel."""
+    ids = functools.partial(node_id, config, model_name=name)
+    served = ServedModel(model_base_path=model_push_dir(config), candidate=model).with_id(ids('ServedModel'))
+    evaluator = BaselineEvaluator(
+        examples=example_gen.outputs['examples'], model=model,
+        baseline_model=served.outputs['model'], eval_config=eval_config(config, n_classes)).with_id(ids('Evaluator'))
+    nodes = [served, evaluator]
+    blessing = evaluator.outputs['blessing']
+    if config.fairness:
+        gate = FairnessGate(
+            evaluation=evaluator.outputs['evaluation'], evaluator_blessing=evaluator.outputs['blessing'],
+            gap_gates=json.dumps([g.model_dump() for g in config.fairness.gates if g.max_gap is not None]),
+            sensitive=json.dumps(config.fairness.sensitive)).with_id(ids('FairnessGate'))
+        nodes.append(gate)
+        blessing = gate.outputs['blessing']
+    return {'nodes': nodes, 'model': model, 'evaluation': evaluator.outputs['evaluation'], 'blessing': blessing}
 
 
 def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, transform) -> Dict:
-    """Trainer -> EmbeddingMetadataGen, and Evaluator (baseline: the served model) -> [FairnessGate]."""
+    """Trainer -> EmbeddingMetadataGen, and the evaluation nodes."""
     ids = functools.partial(node_id, config, model_name=model_cfg.name)
     trainer = tfx.components.Trainer(
         run_fn='components.trainer.run_fn',
@@ -63,23 +95,10 @@ def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, tra
         model=trainer.outputs['model'], transform_graph=transform.outputs['transform_graph'],
         examples=example_gen.outputs['examples'], custom_config=custom_config(config),
         slicing=config.slice_columns, max_examples=config.embeddings.examples).with_id(ids('EmbeddingMetadataGen'))
-    served = ServedModel(model_base_path=model_push_dir(config),
-                         candidate=trainer.outputs['model']).with_id(ids('ServedModel'))
-    evaluator = BaselineEvaluator(
-        examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
-        baseline_model=served.outputs['model'], eval_config=eval_config(config, n_classes)).with_id(ids('Evaluator'))
+    evaluation = _evaluation_nodes(config, model_cfg.name, trainer.outputs['model'], n_classes, example_gen)
     # A linear model has no hidden layer for the projector to show.
-    nodes = [trainer] + ([embedding_metadata] if model_cfg.kind != 'estimator_linear' else []) + [served, evaluator]
-    blessing = evaluator.outputs['blessing']
-    if config.fairness:
-        gate = FairnessGate(
-            evaluation=evaluator.outputs['evaluation'], evaluator_blessing=evaluator.outputs['blessing'],
-            gap_gates=json.dumps([g.model_dump() for g in config.fairness.gates if g.max_gap is not None]),
-            sensitive=json.dumps(config.fairness.sensitive)).with_id(ids('FairnessGate'))
-        nodes.append(gate)
-        blessing = gate.outputs['blessing']
-    return {'nodes': nodes, 'model': trainer.outputs['model'], 'evaluation': evaluator.outputs['evaluation'],
-            'blessing': blessing}
+    nodes = [trainer] + ([embedding_metadata] if model_cfg.kind != 'estimator_linear' else []) + evaluation['nodes']
+    return {**evaluation, 'nodes': nodes}
 
 
 def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.dsl.Pipeline:
@@ -88,9 +107,8 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.
         input_base=os.path.dirname(config.csv_pattern),
         input_config=tfx.proto.Input(splits=[
             tfx.proto.Input.Split(name='all', pattern=os.path.basename(config.csv_pattern))]),
-        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-            tfx.proto.SplitConfig.Split(name='train', hash_buckets=SPLIT_BUCKETS - eval_buckets),
-            tfx.proto.SplitConfig.Split(name='eval', hash_buckets=eval_buckets)])))
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(
+            splits=example_splits(config, SPLIT_BUCKETS, eval_buckets))))  # train, [holdout,] eval
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
     if fileio.exists(config.frozen_schema_path):  # fileio: the path may be gs:// or s3://
         schema_gen = tfx.components.ImportSchemaGen(schema_file=config.frozen_schema_path)
@@ -107,6 +125,16 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.
     per_model = {m.name: _model_nodes(config, m, n_classes, example_gen, schema_gen, transform)
                  for m in config.models}
     model_nodes = [node for m in per_model.values() for node in m['nodes']]
+    base = config.hierarchical.base or config.models[0].name if config.hierarchical else None
+    nodes, hierarchical = hierarchical_nodes(config, per_model[base]['model'] if base else None,
+                                             example_gen.outputs['examples'],
+                                             transform.outputs['transformed_examples'],
+                                             transform.outputs['transform_graph'])
+    if hierarchical is not None:
+        evaluation = _evaluation_nodes(config, HIERARCHICAL, hierarchical, n_classes, example_gen)
+        model_nodes += nodes + evaluation['nodes']
+        if config.hierarchical.push_if_better:  # else evaluated and reported, never pushed
+            per_model[HIERARCHICAL] = evaluation
     if len(per_model) == 1:
         only = next(iter(per_model.values()))
         model, blessing = only['model'], only['blessing']

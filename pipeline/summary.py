@@ -17,7 +17,7 @@ from components.evaluator import TFMA_TO_CONFIG
 from components.model_selector import METRIC_KEY, SELECTED
 from components.tfma_results import is_baseline, is_candidate, is_diff, slice_name
 from components.trainer import class_names
-from pipeline.pipeline import metadata_path, node_id
+from pipeline.pipeline import HIERARCHICAL, evaluated_models, metadata_path, node_id
 
 TABLE_METRICS = ('example_count', 'accuracy', 'auc', 'precision', 'recall', 'false_positive_rate',
                  'false_negative_rate')
@@ -212,21 +212,28 @@ def fairness_by_class(metrics: Dict[str, Dict[str, float]], classes: List[str]) 
 
 
 def _read_models(config, by_name: Dict[str, Dict], classes: List[str]) -> Dict:
-    """The evaluation of the one model; with several, `models` (each one's overall metrics, blessing and
-    failures), the ModelSelector's choice, and the chosen model's (else the first's) evaluation in full."""
-    evaluations = {m.name: read_evaluation(by_name, classes, *(node_id(config, n, m.name) for n in (
-        'Evaluator', 'FairnessGate', 'ServedModel'))) for m in config.models}
-    if len(config.models) == 1:
-        return evaluations[config.models[0].name]
+    """The evaluation of the one model; with several (or a hierarchical one), `models` (each one's overall
+    metrics, blessing and failures), the ModelSelector's choice (or the one candidate pushed), and the chosen
+    model's (else the first's) evaluation in full."""
+    models = evaluated_models(config)
+    evaluations = {name: read_evaluation(by_name, classes, *(node_id(config, n, name) for n in (
+        'Evaluator', 'FairnessGate', 'ServedModel'))) for name, _ in models}
+    if len(models) == 1:
+        return evaluations[models[0][0]]
     selector = _outputs(by_name, 'ModelSelector').get('blessing', {}).get('properties', {})
-    selected = selector.get(SELECTED, '')
-    result = dict(evaluations[selected or config.models[0].name])
+    if selector:
+        selected, selection, blessed = selector.get(SELECTED, ''), selector.get(METRIC_KEY), selector.get('blessed')
+    else:  # one candidate for the Pusher (a hierarchical model that is never pushed is only reported)
+        first = models[0][0]
+        blessed = evaluations[first].get('blessed')
+        selected, selection = (first if blessed else ''), 'the only candidate for the push'
+    result = dict(evaluations[selected or models[0][0]])
     result.update(
-        models=[{'model': m.name, 'kind': m.kind, 'blessed': evaluations[m.name].get('blessed'),
-                 'metrics': evaluations[m.name].get('metrics', {}).get('overall', {}),
-                 'validation_failures': evaluations[m.name].get('validation_failures', [])}
-                for m in config.models],
-        selected_model=selected, selection=selector.get(METRIC_KEY), blessed=bool(selector.get('blessed', 0)))
+        models=[{'model': name, 'kind': kind, 'blessed': evaluations[name].get('blessed'),
+                 'metrics': evaluations[name].get('metrics', {}).get('overall', {}),
+                 'validation_failures': evaluations[name].get('validation_failures', [])}
+                for name, kind in models],
+        selected_model=selected, selection=selection, blessed=bool(blessed))
     return result
 
 
@@ -257,7 +264,8 @@ def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
         summary['pushed_to'] = props.get('pushed_destination') if summary['pushed'] else None
     summary['embeddings_logdir'] = embedding_logdir(components)
     shown = summary.get('selected_model') or config.models[0].name
-    model_run = _outputs(by_name, node_id(config, 'Trainer', shown)).get('model_run')
+    trainer = 'HierarchicalTrainer' if shown == HIERARCHICAL else node_id(config, 'Trainer', shown)
+    model_run = _outputs(by_name, trainer).get('model_run')
     if model_run:
         summary['tensorboard_logdir'] = model_run['uri']
     return summary
