@@ -12,24 +12,24 @@ from typing import Dict, List
 from tfx import v1 as tfx
 
 from components.evaluator import BINARY_METRIC_KEYS
+from components.tfma_results import is_candidate, slice_items
 
 BLESSED_KEY = 'blessed'
 FAILURES_KEY = 'fairness_failures'
 
 
 def group_values(evaluation_uri: str, metric_key: str, column: str) -> Dict[str, float]:
-    """{group: value} of one TFMA metric over the slices of one column."""
+    """{group: value} of one TFMA metric of the candidate model (not the baseline's) over the slices of one column."""
     import tensorflow_model_analysis as tfma
     values = {}
     for per_slice in tfma.load_metrics(evaluation_uri):
-        keys = per_slice.slice_key.single_slice_keys
-        if len(keys) != 1 or keys[0].column != column:
+        items = slice_items(per_slice.slice_key)
+        if len(items) != 1 or items[0][0] != column:
             continue
-        kind = keys[0].WhichOneof('kind')
-        group = getattr(keys[0], kind)
-        group = group.decode() if isinstance(group, bytes) else str(group)
+        group = items[0][1]
         for kv in per_slice.metric_keys_and_values:
-            if kv.key.name == metric_key and not kv.key.HasField('sub_key') and kv.value.HasField('double_value'):
+            if (kv.key.name == metric_key and is_candidate(kv.key) and not kv.key.HasField('sub_key')
+                    and kv.value.HasField('double_value')):
                 values[group] = kv.value.double_value.value
     return values
 
