@@ -39,20 +39,27 @@ def small_config(tmp_path):
     return write, raw
 
 
-def prepare_config(tmp_path, name, **model):
-    """A copy of the shipped config `name` whose outputs go to tmp_path, with model settings overridden."""
+def shipped_config(tmp_path, name, config_file='config.yaml', edit=None):
+    """A copy of the shipped config `data/<name>/<config_file>` and its CSV whose outputs go to tmp_path;
+    `edit(raw)` may change the parsed YAML first. Returns the new config's path."""
     import shutil
     data_dir = tmp_path / 'data'
     data_dir.mkdir()
     shutil.copy(os.path.join(DATA, name, f'{name}.csv'), data_dir / f'{name}.csv')
-    with open(os.path.join(DATA, name, 'config.yaml')) as f:
+    with open(os.path.join(DATA, name, config_file)) as f:
         raw = yaml.safe_load(f)
     raw['run_dir'] = str(tmp_path / 'run')
     raw['serving']['push_dir'] = str(tmp_path / 'serving')
-    raw['model'].update(model)
-    path = data_dir / 'config.yaml'
+    if edit:
+        edit(raw)
+    path = data_dir / config_file
     path.write_text(yaml.safe_dump(raw))
     return str(path)
+
+
+def prepare_config(tmp_path, name, **model):
+    """A copy of the shipped config `name` whose outputs go to tmp_path, with model settings overridden."""
+    return shipped_config(tmp_path, name, edit=lambda raw: raw['model'].update(model))
 
 
 def run_pipeline_cli(config_path):

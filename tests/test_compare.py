@@ -1,33 +1,23 @@
 """Several models in one run (data/attrition/compare.yaml): a Keras wide-and-deep, a DNNClassifier and a
 LinearClassifier train on one Transform output, each is evaluated on the same split and slices, and only the best
 blessed one (by the config's metric and direction) is pushed."""
-import os
-
 import pytest
 import tensorflow as tf
-import yaml
 
 from pipeline.config import load_config
-from tests.conftest import DATA, run_pipeline_cli
+from tests.conftest import run_pipeline_cli, shipped_config
 
 
 @pytest.fixture(scope='module')
 def compare_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('compare')
-    data_dir = tmp / 'data'
-    data_dir.mkdir()
-    (data_dir / 'attrition.csv').write_bytes(open(os.path.join(DATA, 'attrition', 'attrition.csv'), 'rb').read())
-    with open(os.path.join(DATA, 'attrition', 'compare.yaml')) as f:
-        raw = yaml.safe_load(f)
-    raw['run_dir'], raw['serving']['push_dir'] = str(tmp / 'run'), str(tmp / 'serving')
-    for m in raw['models']:
-        m.update(train_steps=150, epochs=3)
-    raw['embeddings'] = {'examples': 50}
-    path = data_dir / 'compare.yaml'
-    path.write_text(yaml.safe_dump(raw))
-    result, summary = run_pipeline_cli(str(path))
+    def shorter(raw):
+        for m in raw['models']:
+            m.update(train_steps=150, epochs=3)
+        raw['embeddings'] = {'examples': 50}
+    path = shipped_config(tmp_path_factory.mktemp('compare'), 'attrition', 'compare.yaml', shorter)
+    result, summary = run_pipeline_cli(path)
     assert result.returncode in (0, 3), result.stdout[-3000:] + result.stderr[-3000:]
-    return str(path), result, summary
+    return path, result, summary
 
 
 def test_each_model_has_its_nodes_and_the_selector_runs_last(compare_run):

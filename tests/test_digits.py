@@ -8,36 +8,28 @@ import os
 
 import numpy as np
 import pytest
-import yaml
 from tensorflow_serving.apis import classification_pb2
 
 from pipeline.config import load_config
 from serving.examples import raw_feature_dtypes, serialize
 from serving.inference import classify
 from serving.servable import Servable
-from tests.conftest import DATA, run_pipeline_cli
+from tests.conftest import run_pipeline_cli, shipped_config
 
 CENTRE = [f'pixel_{r}_{c}' for r in range(1, 7) for c in range(2, 6)]
 
 
 @pytest.fixture(scope='module')
 def digits_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('digits')
-    data_dir = tmp / 'data'
-    data_dir.mkdir()
-    (data_dir / 'digits.csv').write_bytes(open(os.path.join(DATA, 'digits', 'digits.csv'), 'rb').read())
-    with open(os.path.join(DATA, 'digits', 'config.yaml')) as f:
-        raw = yaml.safe_load(f)
-    raw['features'] = {name: spec for name, spec in raw['features'].items() if name in CENTRE}
-    raw['model'].update(train_steps=250, epochs=5)
-    raw['hierarchical'].update(aux_train_steps=150, combiner_train_steps=150)
-    raw['evaluation']['thresholds'] = {'accuracy': 0.7}
-    raw['run_dir'], raw['serving']['push_dir'] = str(tmp / 'run'), str(tmp / 'serving')
-    path = data_dir / 'config.yaml'
-    path.write_text(yaml.safe_dump(raw))
-    result, summary = run_pipeline_cli(str(path))
+    def shorter(raw):
+        raw['features'] = {name: spec for name, spec in raw['features'].items() if name in CENTRE}
+        raw['model'].update(train_steps=250, epochs=5)
+        raw['hierarchical'].update(aux_train_steps=150, combiner_train_steps=150)
+        raw['evaluation']['thresholds'] = {'accuracy': 0.7}
+    path = shipped_config(tmp_path_factory.mktemp('digits'), 'digits', edit=shorter)
+    result, summary = run_pipeline_cli(path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return str(path), result, summary
+    return path, result, summary
 
 
 def test_base_and_hierarchical_are_compared_and_the_better_blessed_is_pushed(digits_run):

@@ -122,3 +122,20 @@ def test_label_without_classes_uses_frequency_order():
     # 'no' is the most frequent value, so it gets id 0 and 'yes' id 1.
     assert list(out['y_xf']) == [1, 0, 0, 0, 1, 0, 0, 0]
     assert math.isclose(float(np.std(out['num_xf'])), 1.0, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize('classes, expected', [
+    (None, [[1, 2], [0], [1, 0]]),              # vocabulary: b, a (2 rows each; ties by value, descending), c
+    (['c', 'a', 'b'], [[1, 0], [2], [1, 2]]),   # the config's order
+])
+def test_multilabel_label_becomes_a_list_of_class_ids(classes, expected):
+    label = {'column': 'y', 'type': 'multilabel', **({'classes': classes} if classes else {})}
+    config = Config(name='t', data={'csv': 'x.csv'}, serving={'model_name': 't'},
+                    features={'n': {'kind': 'numeric'}}, label=label)
+    spec = {'n': tf.io.FixedLenFeature([], tf.float32), 'y': tf.io.FixedLenFeature([], tf.string)}
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    rows = [{'n': 1.0, 'y': 'a|c'}, {'n': 2.0, 'y': 'b'}, {'n': 3.0, 'y': ' a | b '}]
+    fn = functools.partial(preprocessing_fn, custom_config=custom_config(config))
+    with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp, force_tf_compat_v1=False):
+        (transformed, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
+    assert [list(r['y_xf']) for r in transformed] == expected

@@ -66,23 +66,12 @@ def _numeric(x, scaling: str):
     return x
 
 
-def _multi_label_ids(values, label: LabelConfig) -> tf.SparseTensor:
-    """'a|c' -> the ids of a and c, a variable-length list per row (the trainer makes it multi-hot)."""
-    tokens = tf.strings.strip(tf.strings.split(values, label.delimiter)).to_sparse()
-    ids = tft.compute_and_apply_vocabulary(tokens, vocab_filename=LABEL_VOCABULARY, num_oov_buckets=0)
-    if label.classes:
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(label.classes), tf.range(len(label.classes), dtype=tf.int64)),
-            default_value=-1)
-        ids = tf.SparseTensor(tokens.indices, table.lookup(tokens.values), tokens.dense_shape)
-    return ids
-
-
 def _label_ids(raw_label, label: LabelConfig):
+    """Class ids: one per row, or for a multi-label label ('a|c') a variable-length list per row (a
+    SparseTensor; the trainer makes it multi-hot)."""
     values = _as_string(raw_label)
     if label.type == 'multilabel':
-        return _multi_label_ids(values, label)
+        values = tf.strings.strip(tf.strings.split(values, label.delimiter)).to_sparse()
     # The vocabulary is always computed, so the class names travel with the transform graph.
     ids = tft.compute_and_apply_vocabulary(values, vocab_filename=LABEL_VOCABULARY, num_oov_buckets=0)
     if label.classes:
@@ -90,7 +79,7 @@ def _label_ids(raw_label, label: LabelConfig):
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(label.classes), tf.range(len(label.classes), dtype=tf.int64)),
             default_value=-1)
-        ids = table.lookup(values)
+        ids = table.lookup(values)  # dense or sparse, as the values are
     return ids
 
 
