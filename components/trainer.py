@@ -257,6 +257,16 @@ def _train_keras(fn_args, features, label, names, tf_transform_output, model_cfg
     batch, seed, n = model_cfg['batch_size'], model_cfg['seed'], len(names)
     train = _dataset(fn_args, fn_args.train_files, tf_transform_output, label, n, batch, seed)
     evaluation = _dataset(fn_args, fn_args.eval_files, tf_transform_output, label, n, batch, seed)
+    tuning = model_cfg.get('tuning') or {}
+    if tuning.get('lr_range_test'):
+        from components.lr_range_test import run_for_trainer
+
+        def build(learning_rate):
+            return build_keras_model(features, tf_transform_output, n, {**model_cfg, 'learning_rate': learning_rate},
+                                     label.type)
+        result = run_for_trainer(build, train, tuning, fn_args.model_run_dir, seed)
+        if tuning.get('use_suggested_lr'):
+            model_cfg = {**model_cfg, 'learning_rate': result.suggested}
     model = build_keras_model(features, tf_transform_output, n, model_cfg, label.type)
     epochs = min(model_cfg['epochs'], fn_args.train_steps)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq='epoch')]
@@ -321,6 +331,9 @@ def _train_estimator(fn_args, features, label, names, tf_transform_output, model
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     features, label = parse_custom_config(fn_args.custom_config)
     model_cfg = fn_args.custom_config['model']
+    if fn_args.hyperparameters:  # the Tuner's best values (model.tuning.search)
+        from components.tuner import apply_hyperparameters
+        model_cfg = apply_hyperparameters(model_cfg, fn_args.hyperparameters)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(label, tf_transform_output)
     tf.keras.utils.set_random_seed(model_cfg['seed'])

@@ -83,6 +83,16 @@ def _evaluation_nodes(config, name: str, model, n_classes: int, example_gen) -> 
 def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, transform) -> Dict:
     """Trainer -> EmbeddingMetadataGen, and the evaluation nodes."""
     ids = functools.partial(node_id, config, model_name=model_cfg.name)
+    tuner = None
+    if model_cfg.tuning and model_cfg.tuning.search:
+        tuner = tfx.components.Tuner(
+            tuner_fn='components.tuner.tuner_fn',
+            examples=transform.outputs['transformed_examples'],
+            transform_graph=transform.outputs['transform_graph'],
+            schema=schema_gen.outputs['schema'],
+            train_args=tfx.proto.TrainArgs(num_steps=model_cfg.tuning.steps_per_trial),
+            eval_args=tfx.proto.EvalArgs(num_steps=model_cfg.eval_steps),
+            custom_config={**custom_config(config), 'model': model_cfg.model_dump(mode='json')}).with_id(ids('Tuner'))
     trainer = tfx.components.Trainer(
         run_fn='components.trainer.run_fn',
         examples=transform.outputs['transformed_examples'],
@@ -90,6 +100,7 @@ def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, tra
         schema=schema_gen.outputs['schema'],
         train_args=tfx.proto.TrainArgs(num_steps=model_cfg.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=model_cfg.eval_steps),
+        hyperparameters=tuner.outputs['best_hyperparameters'] if tuner else None,
         custom_config={**custom_config(config), 'model': model_cfg.model_dump(mode='json')}).with_id(ids('Trainer'))
     embedding_metadata = EmbeddingMetadataGen(
         model=trainer.outputs['model'], transform_graph=transform.outputs['transform_graph'],
@@ -97,7 +108,8 @@ def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, tra
         slicing=config.slice_columns, max_examples=config.embeddings.examples).with_id(ids('EmbeddingMetadataGen'))
     evaluation = _evaluation_nodes(config, model_cfg.name, trainer.outputs['model'], n_classes, example_gen)
     # A linear model has no hidden layer for the projector to show.
-    nodes = [trainer] + ([embedding_metadata] if model_cfg.kind != 'estimator_linear' else []) + evaluation['nodes']
+    nodes = ([tuner] if tuner else []) + [trainer] + (
+        [embedding_metadata] if model_cfg.kind != 'estimator_linear' else []) + evaluation['nodes']
     return {**evaluation, 'nodes': nodes}
 
 
