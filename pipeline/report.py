@@ -3,6 +3,12 @@
 It shows what people would rather look at than read: overall metrics against their thresholds, the confusion
 matrix, the calibration plot, the candidate against the served model (the baseline), metrics per slice with
 counts, fairness bars per group with each gate's bound, and the training curves.
+
+When a run evaluates several models (`models:`, or the hierarchical model beside its base), a model comparison
+comes first: model x overall metric with blessing and failures, the pushed one marked, the selection rule, and bars
+side by side (overall, per slice, per class for multi-class, the fairness gates' metric per group); for a
+hierarchical run, the max cut (ConfusionCut's graph, value, bound, sides) and the base and hierarchical confusion
+matrices. The pushed model's (else the first's) sections follow, as for one model.
 """
 import base64
 import html
@@ -376,9 +382,402 @@ def _table(metrics: Dict[str, Dict[str, float]], columns: List[str], first: str 
     return f'<table><tr>{head}</tr>{"".join(rows)}</table>'
 
 
+# --- Several models (`models:` and/or the hierarchical model): the comparison, and the max cut ----------------
+
+MODEL_METRICS = ('accuracy', 'auc', 'precision', 'recall', 'false_positive_rate', 'false_negative_rate')
+MODEL_COLOURS = ('#2e86c1', '#e67e22', '#27ae60', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d', '#d4ac0d')
+PUSHED_MARK = '\u2605 pushed'
+# pipeline.summary's short names, here so that the comparison needs no TFMA import (pipeline.summary's)
+SHORT_METRIC_NAMES = {'false_positive_rate': 'fpr', 'false_negative_rate': 'fnr', 'example_count': 'examples'}
+
+
+def _model_colours(models: List[Dict]) -> Dict[str, str]:
+    return {m['model']: MODEL_COLOURS[i % len(MODEL_COLOURS)] for i, m in enumerate(models)}
+
+
+def _legend_name(model: Dict, selected: Optional[str]) -> str:
+    return f'{model["model"]} ({PUSHED_MARK})' if model['model'] == selected else model['model']
+
+
+def _compared_metrics(models: List[Dict]) -> List[str]:
+    return [m for m in MODEL_METRICS if any(m in model['metrics'] for model in models)]
+
+
+def _models_table(summary: Dict) -> str:
+    """model x overall metric, blessed and failures; the pushed row marked, each metric's best value in bold."""
+    models, selected = summary['models'], summary.get('selected_model')
+    metrics = _compared_metrics(models)
+    best = {}
+    for m in metrics:
+        values = [x['metrics'][m] for x in models if m in x['metrics'] and not np.isnan(x['metrics'][m])]
+        if values:
+            best[m] = min(values) if m in LOWER_IS_BETTER else max(values)
+    head = ''.join(f'<th{" class=left" if c in ("kind", "failures") else ""}>{html.escape(c)}</th>' for c in
+                   ['model', 'kind'] + [SHORT_METRIC_NAMES.get(m, m) for m in metrics] + ['blessed', 'failures'])
+    rows = []
+    for model in models:
+        cells = []
+        for m in metrics:
+            value = model['metrics'].get(m)
+            cell = _cell(value) if value is None or np.isnan(value) else f'<td>{value:.4f}</td>'
+            if m in best and model['metrics'].get(m) == best[m] and len(models) > 1:
+                cell = cell.replace('<td>', '<td><b>', 1).replace('</td>', '</b></td>')
+            cells.append(cell)
+        failures = model.get('validation_failures') or []
+        failed = ('<ul class="failures">' + ''.join(f'<li>{html.escape(f)}</li>' for f in failures) + '</ul>'
+                  if failures else '-')
+        is_selected = model['model'] == selected
+        name = html.escape(model['model']) + (f' <span class="pushed">{PUSHED_MARK}</span>' if is_selected else '')
+        blessed = '<td class="good">yes</td>' if model.get('blessed') else '<td class="bad">no</td>'
+        rows.append(f'<tr{" class=selected" if is_selected else ""}><td>{name}</td>'
+                    f'<td class="left">{html.escape(str(model.get("kind", "")))}</td>{"".join(cells)}{blessed}'
+                    f'<td class="left">{failed}</td></tr>')
+    return f'<table class="models"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+def _models_figure(models: List[Dict], selected: Optional[str], thresholds: Dict[str, float]) -> str:
+    """Grouped bars: one group per overall metric, one bar per model; blessing thresholds as black lines."""
+    plt = _pyplot()
+    metrics = _compared_metrics(models)
+    colours = _model_colours(models)
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(metrics) * max(1, len(models) / 2.5)) + 1.5, 4.2))
+    for j, model in enumerate(models):
+        values = [model['metrics'].get(m, np.nan) for m in metrics]
+        xs = [i - 0.4 + width * (j + 0.5) for i in range(len(metrics))]
+        is_selected = model['model'] == selected
+        ax.bar(xs, np.nan_to_num(values), width=width * 0.92, color=colours[model['model']],
+               edgecolor='black' if is_selected else 'none', linewidth=1.5, label=_legend_name(model, selected))
+        for x, v in zip(xs, values):
+            ax.text(x, 0.01 if np.isnan(v) else v + 0.01, 'n/a' if np.isnan(v) else f'{v:.3f}', ha='center',
+                    va='bottom', fontsize=7, rotation=90 if len(models) > 2 else 0)
+    for i, m in enumerate(metrics):
+        if m in thresholds:
+            ax.plot([i - 0.45, i + 0.45], [thresholds[m]] * 2, color='black', linewidth=2)
+    ax.set_xticks(range(len(metrics)), [SHORT_METRIC_NAMES.get(m, m) for m in metrics])
+    ax.set_ylim(0, 1.18)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize='small', title='model')
+    ax.set_title('Overall metrics per model, eval split (black line: blessing threshold; black edge: pushed)',
+                 fontsize=10)
+    return _png(fig)
+
+
+def _side_by_side_figure(rows: List[str], models: List[Dict], values: Dict[str, Dict[str, float]],
+                         selected: Optional[str], title: str, xlabel: str, vertical: bool = False) -> str:
+    """Grouped bars: one group per row (slice, class), one bar per model. values: {model: {row: v}}.
+    Horizontal (long slice names), or `vertical` (short names, e.g. classes)."""
+    plt = _pyplot()
+    colours = _model_colours(models)
+    if vertical:
+        width = 0.8 / len(models)
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(rows) * len(models) + 0.3 * len(rows)) + 1.5, 3.8))
+        for j, model in enumerate(models):
+            vs = [values[model['model']].get(r, np.nan) for r in rows]
+            xs = [i - 0.4 + width * (j + 0.5) for i in range(len(rows))]
+            ax.bar(xs, np.nan_to_num(vs), width=width * 0.92, color=colours[model['model']],
+                   edgecolor='black' if model['model'] == selected else 'none', linewidth=1.2,
+                   label=_legend_name(model, selected))
+            for x, v in zip(xs, vs):
+                ax.text(x, 0.01 if np.isnan(v) else v + 0.01, 'n/a' if np.isnan(v) else f'{v:.3f}', ha='center',
+                        va='bottom', fontsize=7, rotation=90)
+        ax.set_xticks(range(len(rows)), rows, rotation=30 if max(map(len, rows)) > 6 else 0,
+                      ha='right' if max(map(len, rows)) > 6 else 'center', fontsize=8)
+        ax.set_ylim(0, 1.22)
+        ax.set_yticks(np.linspace(0, 1, 6))
+        ax.set_ylabel(xlabel)
+        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize='small', title='model')
+        ax.set_title(title, fontsize=10)
+        return _png(fig)
+    height = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(8.5, 0.22 * len(rows) * len(models) + 0.25 * len(rows) + 1.4))
+    for j, model in enumerate(models):
+        vs = [values[model['model']].get(r, np.nan) for r in rows]
+        ys = [i - 0.4 + height * (j + 0.5) for i in range(len(rows))]
+        ax.barh(ys, np.nan_to_num(vs), height=height * 0.92, color=colours[model['model']],
+                edgecolor='black' if model['model'] == selected else 'none', linewidth=1.2,
+                label=_legend_name(model, selected))
+        for y, v in zip(ys, vs):
+            ax.text(0 if np.isnan(v) else v, y, ' n/a' if np.isnan(v) else f' {v:.3f}', va='center', fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel(xlabel)
+    ax.invert_yaxis()
+    ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize='small', title='model')
+    ax.set_title(title, fontsize=10)
+    return _png(fig)
+
+
+def _fairness_panels(fairness, classes: List[str]) -> List[Tuple[str, object]]:
+    """(metric key, gate or None) per panel: the gated metrics; without gates, binary FPR and FNR at the
+    Fairness Indicators threshold nearest 0.5 (multi-class: accuracy)."""
+    if fairness.gates:
+        return [(gate.metric, gate) for gate in fairness.gates]
+    if len(classes) > 2:
+        return [('accuracy', None)]
+    t = min((f'{t:g}' for t in fairness.thresholds), key=lambda t: abs(float(t) - 0.5))
+    return [(f'fairness_indicators_metrics/{rate}@{t}', None) for rate in ('false_positive_rate',
+                                                                           'false_negative_rate')]
+
+
+def _fairness_models_figure(column: str, models: List[Dict], selected: Optional[str],
+                            panels: List[Tuple[str, object]]) -> Tuple[str, List[Tuple[object, str, str]]]:
+    """Per panel (gated metric), one bar group per group of `column`, one bar per model; a gate's min/max as
+    black lines; a bar outside its model's gate band hatched with a red edge. Rates (FPR, FNR) get an axis
+    zoomed to their values. Returns the figure and (gate, model, verdict) per gate and model."""
+    plt = _pyplot()
+    colours = _model_colours(models)
+    per_model = {m['model']: _groups(m.get('slices') or {}, column) for m in models}
+    names = sorted({g for groups in per_model.values() for g in groups})
+    height = 0.8 / len(models)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.5,
+                                                      0.22 * len(names) * len(models) + 0.3 * len(names) + 1.8),
+                             squeeze=False)
+    verdicts = []
+    for ax, (metric, gate) in zip(axes[0], panels):
+        for j, model in enumerate(models):
+            values = {g: per_model[model['model']].get(g, {}).get(metric, float('nan')) for g in names}
+            low, high = (gate_band(gate, values)[:2] if gate is not None else (None, None))
+            if gate is not None:
+                verdicts.append((gate, model['model'], _gate_verdict(gate, values).split(': ', 2)[-1]))
+            ys = [i - 0.4 + height * (j + 0.5) for i in range(len(names))]
+            for y, g in zip(ys, names):
+                v = values[g]
+                outside = not np.isnan(v) and ((low is not None and v < low - 1e-9) or
+                                               (high is not None and v > high + 1e-9))
+                ax.barh(y, 0 if np.isnan(v) else v, height=height * 0.92, color=colours[model['model']],
+                        edgecolor='#c0392b' if outside else ('black' if model['model'] == selected else 'none'),
+                        hatch='///' if outside else None, linewidth=1.5 if outside else 1.0,
+                        label=_legend_name(model, selected) if g == names[0] else None)
+                ax.text(0 if np.isnan(v) else v, y, ' n/a' if np.isnan(v) else f' {v:.3f}', va='center', fontsize=7)
+        if gate is not None and gate.max_gap is None:
+            for bound in (gate.min, gate.max):
+                if bound is not None:
+                    ax.axvline(bound, color='black', linewidth=1.5)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        top = 1.0
+        if any(rate in metric for rate in LOWER_IS_BETTER):  # small rates: zoom in, keep the gate's bound
+            shown = [v.get(metric, np.nan) for groups in per_model.values() for v in groups.values()]
+            shown += [b for b in ((gate.min, gate.max) if gate is not None else ()) if b is not None]
+            finite = [v for v in shown if not np.isnan(v)]
+            top = min(1.0, max(0.1, 1.25 * max(finite))) if finite else 1.0
+        ax.set_xlim(0, top * 1.12)
+        ax.invert_yaxis()
+        text = gate_band(gate, {})[2] if gate is not None and gate.max_gap is None else (
+            f'max_gap {gate.max_gap:g} between groups' if gate is not None else 'not gated')
+        ax.set_title(f'{metric.replace("fairness_indicators_metrics/", "")}\n{text}', fontsize=9)
+    axes[0][-1].legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize='small', title='model')
+    fig.suptitle(f'{column}: per group and model (black line: gate bound; hatched, red edge: outside the '
+                 f'model\'s gate)', fontsize=10)
+    fig.tight_layout()
+    return _png(fig), verdicts
+
+
+def _verdicts_table(verdicts: List[Tuple[object, str, str]], models: List[Dict]) -> str:
+    """One row per gate, one column per model: the gate's verdict in words (red when it fails)."""
+    gates = []
+    for gate, _, _ in verdicts:
+        if gate not in gates:
+            gates.append(gate)
+    cells = {(id(g), m): v for g, m, v in verdicts}
+    head = '<tr><th>gate</th>' + ''.join(f'<th>{html.escape(m["model"])}</th>' for m in models) + '</tr>'
+    rows = []
+    for gate in gates:
+        text = gate_band(gate, {})[2] if gate.max_gap is None else f'max_gap {gate.max_gap:g}'
+        row = [f'<td>{html.escape(f"{gate.metric} {text}")}</td>']
+        for m in models:
+            v = cells.get((id(gate), m['model']), '-')
+            bad = v.startswith('fails') or 'exceeds' in v
+            row.append(f'<td class="left{" bad" if bad else ""}">{html.escape(v)}</td>')
+        rows.append('<tr>' + ''.join(row) + '</tr>')
+    return f'<table class="verdicts">{head}{"".join(rows)}</table>'
+
+
+def _confusion_models_figure(matrices: List[Tuple[str, np.ndarray]], classes: List[str],
+                             side_of: Optional[List[int]] = None) -> str:
+    """The confusion matrices of several models side by side (rows: true class, columns: predicted).
+
+    Binary: counts in blue, as the one-model figure. Multi-class: the diagonal (correct) in grey, confusions in
+    red on one scale shared by the panels, so the models' mistakes compare at a glance; with `side_of` (the max
+    cut) classes are ordered side A then side B and the sides split by lines: the off-diagonal blocks are the
+    confusions across the cut."""
+    plt = _pyplot()
+    n = len(classes)
+    order = list(range(n))
+    if side_of is not None:
+        order = [i for i in range(n) if side_of[i] == 0] + [i for i in range(n) if side_of[i] != 0]
+    names = [classes[i] for i in order]
+    multi = n > 2
+    off_max = max([1.0] + [float(np.max(m[np.ix_(order, order)] * (1 - np.eye(n)))) for _, m in matrices])
+    cell = 0.42 if multi else 1.0  # two 10-class panels fit the page's width at a readable size
+    fig, axes = plt.subplots(1, len(matrices), figsize=((cell * n + 1.3) * len(matrices), cell * n + 1.5),
+                             squeeze=False)
+    for ax, (title, matrix) in zip(axes[0], matrices):
+        m = matrix[np.ix_(order, order)]
+        if multi:
+            off = np.ma.masked_where(np.eye(n, dtype=bool), m)
+            ax.imshow(np.ma.masked_where(~np.eye(n, dtype=bool), m), cmap='Greys', vmin=0, vmax=m.max() * 3)
+            ax.imshow(off, cmap='Reds', vmin=0, vmax=off_max)
+            for (i, j), value in np.ndenumerate(m):
+                if value or i == j:
+                    ax.text(j, i, f'{value:.0f}', ha='center', va='center', fontsize=8 if n > 12 else 9,
+                            color='white' if i != j and value > off_max / 2 else 'black')
+        else:
+            ax.imshow(m, cmap='Blues')
+            for (i, j), value in np.ndenumerate(m):
+                ax.text(j, i, f'{value:.0f}', ha='center', va='center',
+                        color='white' if value > m.max() / 2 else 'black')
+        if side_of is not None:
+            split = sum(1 for s in side_of if s == 0) - 0.5
+            ax.axhline(split, color='black', linewidth=1.5)
+            ax.axvline(split, color='black', linewidth=1.5)
+        errors = m.sum() - np.trace(m)
+        ax.set_xticks(range(n), names, rotation=45 if multi else 30, ha='right', fontsize=8)
+        ax.set_yticks(range(n), names, fontsize=8)
+        ax.set_xlabel('predicted')
+        ax.set_ylabel('true')
+        ax.set_title(f'{title}\n{m.sum():.0f} examples, {errors:.0f} misclassified', fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _model_matrices(models: List[Dict], n_classes: int) -> List[Tuple[str, np.ndarray]]:
+    matrices = []
+    for model in models:
+        uri = model.get('evaluation_uri')
+        matrix = confusion_matrix(uri, n_classes) if uri and os.path.isdir(uri) else None
+        if matrix is not None:
+            matrices.append((model['model'], matrix))
+    return matrices
+
+
+def _comparison_section(summary: Dict, config) -> List[str]:
+    """Several models: the table and bars of overall metrics, accuracy per slice (per class for multi-class) and
+    the fairness metrics per group, side by side; each model's confusion matrix (unless the cut section has
+    them)."""
+    models, selected, label = summary['models'], summary.get('selected_model'), summary['label']
+    rule = html.escape(str(summary.get('selection') or ''))
+    if selected and 'only candidate' in rule:  # no ModelSelector: the hierarchical model is only reported
+        choice = (f'<p>Pushed: <b>{html.escape(selected)}</b> (marked {PUSHED_MARK}), {rule}: the hierarchical model '
+                  'is evaluated and reported, never pushed (hierarchical.push_if_better: false).' + (
+                      f' Pushed to <code>{html.escape(str(summary["pushed_to"]))}</code>.'
+                      if summary.get('pushed_to') else '') + '</p>')
+    elif selected:
+        choice = (f'<p>Pushed: <b>{html.escape(selected)}</b> (marked {PUSHED_MARK}), selected by <b>{rule}</b> '
+                  'among the blessed models.' + (f' Pushed to <code>{html.escape(str(summary["pushed_to"]))}</code>.'
+                                                  if summary.get('pushed_to') else '') + '</p>')
+    else:
+        choice = f'<p class="bad">No model is blessed, so none is pushed (selection: {rule}).</p>'
+    parts = ['<h2 id="model-comparison">Model comparison</h2>', choice,
+             '<p>Every model is evaluated on the same eval split, slices and gates. Overall slice; bold: the '
+             'best value of each metric (lowest for fpr/fnr); multi-class precision, recall and auc are macro '
+             'averages.</p>',
+             _models_table(summary), _models_figure(models, selected, config.evaluation.thresholds)]
+    slices = sorted({s for m in models for s in (m.get('slices') or {})}, key=lambda s: (s != 'overall', s))
+    if len(slices) > 1:
+        values = {m['model']: {s: v.get('accuracy', np.nan) for s, v in (m.get('slices') or {}).items()}
+                  for m in models}
+        parts += ['<h3>Accuracy per slice, side by side</h3>',
+                  _side_by_side_figure(slices, models, values, selected, 'Accuracy per slice and model',
+                                       'accuracy')]
+    classes = label['classes']
+    if len(classes) > 2 and label['type'] == 'multiclass' and any(f'recall/{c}' in m['metrics'] for m in models
+                                                                   for c in classes):
+        values = {m['model']: {c: m['metrics'].get(f'recall/{c}', np.nan) for c in classes} for m in models}
+        parts += ['<h3>Recall per class, side by side</h3>',
+                  _side_by_side_figure(classes, models, values, selected,
+                                       'Recall per class and model (share of each class found)', 'recall',
+                                       vertical=True)]
+    if config.fairness:
+        panels = _fairness_panels(config.fairness, classes)
+        parts.append('<h3>Fairness per group, side by side</h3>')
+        for column in config.fairness.sensitive:
+            if not any(_groups(m.get('slices') or {}, column) for m in models):
+                parts.append(f'<p>{html.escape(column)}: no group in the eval split.</p>')
+                continue
+            figure, verdicts = _fairness_models_figure(column, models, selected, panels)
+            parts += [f'<h4>{html.escape(column)}</h4>', figure]
+            if verdicts:
+                parts.append(_verdicts_table(verdicts, models))
+    if not summary.get('confusion_cut'):
+        matrices = _model_matrices(models, len(classes))
+        if len(matrices) > 1:
+            parts += ['<h3>Confusion matrices, eval split</h3>', _confusion_models_figure(matrices, classes)]
+    return parts
+
+
+def _cut_section(summary: Dict) -> List[str]:
+    """The hierarchical model's max cut: the confusion graph, the cut's numbers and sides, and the confusion
+    matrices of the base and the hierarchical model on the eval split."""
+    import tensorflow as tf
+    from components.confusion_cut.graph import read_cut
+    from components.confusion_cut.spec import GRAPH_FILE
+    info = summary['confusion_cut']
+    uri, base = info['uri'], info.get('base_model')
+    parts = ['<h2 id="max-cut">Hierarchical model: the maximum cut of the base model\'s confusions</h2>']
+    try:
+        cut = read_cut(uri)
+    except (tf.errors.NotFoundError, OSError, ValueError) as e:
+        return parts + [f'<p class="bad">The ConfusionCut output could not be read at <code>{html.escape(uri)}'
+                        f'</code>: {html.escape(str(e).splitlines()[0] if str(e) else type(e).__name__)}</p>']
+    total = cut.get('total_weight') or 0
+    share = f' ({cut["value"] / total:.0%} of all)' if total else ''
+    if cut.get('exact'):
+        method = str(cut.get('method') or 'enumeration')
+        quality = f'exact maximum cut ({method[len("exact: "):] if method.startswith("exact: ") else method})'
+    else:
+        ratio = f', at least {cut["value"] / cut["upper_bound"]:.0%} of the maximum' if cut.get('upper_bound') else ''
+        quality = (f'heuristic cut ({cut.get("method", "")}); upper bound on the maximum '
+                   f'{cut["upper_bound"]:.1f}{ratio}')
+    parts.append(
+        f'<p>Base model <b>{html.escape(str(base))}</b>, confusions counted on the '
+        f'<code>{html.escape(str(cut.get("split")))}</code> split ({cut.get("examples")} examples, accuracy '
+        f'{cut.get("accuracy", float("nan")):.4f}). Edge weight: confusions between two classes, both ways. '
+        f'The cut puts the most-confused classes on opposite sides; the auxiliary classifier learns side A '
+        f'against side B, and the hierarchical model combines it with the base model\'s probabilities.</p>')
+    rows = [('cut value (confusions across the sides)', f'{cut["value"]:.0f} of {total:.0f}{share}'),
+            ('upper bound', f'{cut["upper_bound"]:.1f}'),
+            ('method', quality)]
+    for side, name in enumerate(('side A', 'side B')):
+        rows.append((name, ', '.join(cut['sides'][side])))
+    heaviest = cut.get('cut_edges', [])[:5]
+    if heaviest:
+        rows.append(('heaviest cut edges', ', '.join(f'{a}\u2013{b} {w:.0f}' for a, b, w in heaviest)))
+    within = cut.get('kept_edges', [])[:3]
+    if within:
+        rows.append(('heaviest edges within a side', ', '.join(f'{a}\u2013{b} {w:.0f}' for a, b, w in within)))
+    parts.append('<table class="cut">' + ''.join(f'<tr><th>{html.escape(k)}</th><td class="left">{html.escape(v)}'
+                                                 '</td></tr>' for k, v in rows) + '</table>')
+    graph = os.path.join(uri, GRAPH_FILE)
+    if tf.io.gfile.exists(graph):
+        with tf.io.gfile.GFile(graph, 'rb') as f:
+            encoded = base64.b64encode(f.read()).decode()
+        parts.append(f'<img alt="confusion graph with the cut" src="data:image/png;base64,{encoded}">')
+    # the base model and the hierarchical one (pipeline.HIERARCHICAL, its name and kind; not imported: tfx)
+    models = [m for m in summary.get('models', []) if m['model'] == base or m.get('kind') == 'hierarchical']
+    matrices = _model_matrices(models, len(cut['classes']))
+    if matrices:
+        side_of = cut.get('side_of') if cut['classes'] == summary['label']['classes'] else None
+        parts += ['<h3>Confusion matrices on the eval split: base and hierarchical</h3>',
+                  _confusion_models_figure(matrices, summary['label']['classes'], side_of)]
+        if side_of is not None:
+            side = np.array(side_of)
+            across = side[:, None] != side[None, :]
+            counts = [f'{name}: {m[across].sum():.0f} across the cut, '
+                      f'{m[~across].sum() - np.trace(m):.0f} within a side' for name, m in matrices]
+            parts.append('<p>Classes ordered side A then side B (black lines): off-diagonal blocks are confusions '
+                         f'across the cut, the ones the auxiliary classifier is there to fix. Misclassified '
+                         f'examples: {html.escape("; ".join(counts))}.</p>')
+    return parts
+
+
 STYLE = """body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}.bad{color:#c0392b}.good{color:#1e8449}img{max-width:100%}"""
+td:first-child,th:first-child{text-align:left}.bad{color:#c0392b}.good{color:#1e8449}img{max-width:100%}
+tr.selected{background:#eaf4fb}.pushed{color:#1e8449;font-weight:bold;white-space:nowrap}
+td.left,th.left{text-align:left}
+ul.failures{margin:0;padding-left:1.2em;font-size:90%}table.cut th{text-align:left;background:#f6f6f6}
+table.verdicts th{text-align:left}"""
 
 
 def write_report(summary: Dict, config, path: str) -> str:
@@ -388,7 +787,15 @@ def write_report(summary: Dict, config, path: str) -> str:
     thresholds = config.evaluation.thresholds
     parts = [f'<h1>Run report: {html.escape(summary["name"])}</h1>',
              f'<p>Run directory: <code>{html.escape(summary["run_dir"])}</code></p>']
-    if 'blessed' in summary:
+    models = summary.get('models')
+    if models:  # several models: the choice and every model's blessing are in the comparison
+        parts += _comparison_section(summary, config)
+        if summary.get('confusion_cut'):
+            parts += _cut_section(summary)
+        shown = summary.get('selected_model') or models[0]['model']
+        why = 'the pushed model' if summary.get('selected_model') else 'no model was pushed; the first one'
+        parts.append(f'<h2 id="model-detail">The {html.escape(shown)} model in detail ({why})</h2>')
+    elif 'blessed' in summary:
         if summary['blessed']:
             verdict = '<p class="good"><b>Blessed</b>: every threshold met.'
             if summary.get('pushed'):

@@ -231,7 +231,10 @@ def _read_models(config, by_name: Dict[str, Dict], classes: List[str]) -> Dict:
     result.update(
         models=[{'model': name, 'kind': kind, 'blessed': evaluations[name].get('blessed'),
                  'metrics': evaluations[name].get('metrics', {}).get('overall', {}),
-                 'validation_failures': evaluations[name].get('validation_failures', [])}
+                 'validation_failures': evaluations[name].get('validation_failures', []),
+                 # for the report: every slice's metrics, and the TFMA output (plots: confusion matrix)
+                 'slices': evaluations[name].get('metrics', {}),
+                 'evaluation_uri': evaluations[name].get('evaluation_uri')}
                 for name, kind in models],
         selected_model=selected, selection=selection, blessed=bool(blessed))
     return result
@@ -263,6 +266,10 @@ def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
         summary['pushed'] = bool(props.get('pushed', 0))
         summary['pushed_to'] = props.get('pushed_destination') if summary['pushed'] else None
     summary['embeddings_logdir'] = embedding_logdir(components)
+    cut = _outputs(by_name, 'ConfusionCut').get('confusion_cut')
+    if cut:  # the hierarchical model's max cut (cut.json, confusion.json, confusion_graph.png) and its base model
+        summary['confusion_cut'] = {'uri': cut['uri'],
+                                    'base_model': config.hierarchical.base or config.models[0].name}
     shown = summary.get('selected_model') or config.models[0].name
     trainer = 'HierarchicalTrainer' if shown == HIERARCHICAL else node_id(config, 'Trainer', shown)
     model_run = _outputs(by_name, trainer).get('model_run')

@@ -63,3 +63,14 @@ def test_embeddings_command_names_each_dnn_model(compare_run):
     commands = [line for line in lines if line.startswith('tensorboard --logdir ')]
     assert len(commands) == 2 and any('EmbeddingMetadataGen_dnn' in c for c in commands), lines
     assert any('explore model wide_deep: feature_values (' in line for line in lines), lines
+
+
+def test_report_compares_the_models_side_by_side(compare_run):
+    _, _, summary = compare_run
+    page = open(summary['report'], encoding='utf-8').read()
+    selected = summary['selected_model']
+    assert all(part in page for part in (
+        'id="model-comparison"', 'Accuracy per slice, side by side', 'Fairness per group, side by side',
+        'Confusion matrices, eval split', *(f'<td>{m}' for m in ('wide_deep', 'dnn', 'linear')),
+        f'<tr class=selected><td>{selected} ' if selected else 'No model is blessed')) \
+        and page.index('id="model-comparison"') < page.index('<h2>Overall</h2>'), page[:3000]

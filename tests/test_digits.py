@@ -91,3 +91,14 @@ def test_hierarchical_model_answers_classify(digits_run):
         assert names == summary['label']['classes'] and abs(scores.sum() - 1) < 1e-4
         correct += names[int(scores.argmax())] == row['digit']
     assert correct >= 14, correct
+
+
+def test_report_shows_the_cut_and_both_confusion_matrices(digits_run):
+    _, _, summary = digits_run
+    page = open(summary['report'], encoding='utf-8').read()
+    assert all(part in page for part in (
+        'id="model-comparison"', '<td>keras_dnn', '<td>hierarchical', 'Recall per class, side by side',
+        'id="max-cut"', 'exact maximum cut', 'alt="confusion graph with the cut"',
+        'Confusion matrices on the eval split: base and hierarchical', 'across the cut')) \
+        and page.index('id="model-comparison"') < page.index('id="max-cut"') < page.index('<h2>Overall</h2>'), \
+        page[:3000]
