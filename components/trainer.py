@@ -332,8 +332,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     features, label = parse_custom_config(fn_args.custom_config)
     model_cfg = fn_args.custom_config['model']
     if fn_args.hyperparameters:  # the Tuner's best values (model.tuning.search)
-        from components.tuner import apply_hyperparameters
+        from components.tuner import apply_hyperparameters, best_values
         model_cfg = apply_hyperparameters(model_cfg, fn_args.hyperparameters)
+        print(f'training with the tuned values {best_values(fn_args.hyperparameters)}', flush=True)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(label, tf_transform_output)
     tf.keras.utils.set_random_seed(model_cfg['seed'])

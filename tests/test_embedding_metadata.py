@@ -125,8 +125,9 @@ def test_component_ran_after_trainer_and_its_artifact_is_in_mlmd(name, runs):
     [recorded] = [a for a in store.get_artifacts_by_type('tfx_tabular.EmbeddingMetadata') if a.uri == run.logdir]
     shapes = json.loads(recorded.custom_properties['tensors'].string_value)
     assert shapes == {e.tensor_name: list(e.tensor_shape) for e in run.projector.embeddings}
-    # The execution that wrote it read this run's model.
-    [execution_id] = {e.execution_id for e in store.get_events_by_artifact_ids([recorded.id])}
+    # The execution that wrote it read this run's model (later runs on the same run dir, cached, link it too).
+    execution_id = min(e.execution_id for e in store.get_events_by_artifact_ids([recorded.id])
+                       if e.type == e.OUTPUT)
     inputs = {e.artifact_id for e in store.get_events_by_execution_ids([execution_id]) if e.type == e.INPUT}
     assert run.model_artifact['mlmd_id'] in inputs
     # Every tensor file has the declared shape, and its metadata a header plus one row per tensor row.
