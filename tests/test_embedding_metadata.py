@@ -407,7 +407,10 @@ def test_cli_prints_the_tensorboard_command_for_the_latest_run(runs, tmp_path):
     result = run_cli('embeddings', '--config', run.config_path)
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.strip().split('\n')
-    assert first == f'tensorboard --logdir {run.logdir} --port 6006'
+    # Other tests may run again on this run dir (tests/test_baseline.py does): the latest run's summary names it.
+    with open(os.path.join(run.config.run_path, 'summary.json')) as f:
+        latest = json.load(f)['embeddings_logdir']
+    assert first == f'tensorboard --logdir {latest} --port 6006'
     assert 'http://localhost:6006/#projector' in second and 'feature_values (' in second
 
     raw = yaml.safe_load(open(run.config_path))
