@@ -39,6 +39,25 @@ def small_config(tmp_path):
     return write, raw
 
 
+def run_transform(config, rows, spec, transform_dir):
+    """The config's real preprocessing_fn analyzed and applied by tf.Transform on in-memory `rows` (raw feature
+    `spec`), its graph and raw metadata written to `transform_dir` as Transform writes them.
+    Returns (transformed rows, their metadata)."""
+    import functools
+    import tempfile
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+    from transforms.preprocessing import custom_config, preprocessing_fn
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    fn = functools.partial(preprocessing_fn, custom_config=custom_config(config))
+    with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp, force_tf_compat_v1=False):
+        (transformed, transformed_metadata), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
+    metadata_io.write_metadata(metadata, os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+    return transformed, transformed_metadata
+
+
 def shipped_config(tmp_path, name, config_file='config.yaml', edit=None):
     """A copy of the shipped config `data/<name>/<config_file>` and its CSV whose outputs go to tmp_path;
     `edit(raw)` may change the parsed YAML first. Returns the new config's path."""

@@ -3,19 +3,15 @@ exported, evaluated by TFMA with the Evaluator's own config, and asked a TF Serv
 
 One tf.Transform run and one TFMA run (all five models side by side) per label type keep this under a few minutes.
 """
-import functools
 import os
 import random
-import tempfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
 from tensorflow_serving.apis import classification_pb2
-from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
@@ -24,7 +20,8 @@ from components.trainer import run_fn
 from pipeline.config import MODEL_KINDS, Config
 from serving.inference import classify
 from serving.servable import Servable
-from transforms.preprocessing import custom_config, preprocessing_fn
+from tests.conftest import run_transform
+from transforms.preprocessing import custom_config
 
 FEATURES = {
     'num': {'kind': 'numeric'},
@@ -93,13 +90,8 @@ def trained(request, tmp_path_factory):
     raw_file = _write(str(out / 'raw.tfrecord'), [_example(r) for r in rows])
     for split in ('train', 'eval'):  # ExampleGen's layout, for EmbeddingMetadataGen
         _write(str(out / 'examples' / f'Split-{split}' / 'data.gz'), [_example(r) for r in rows], gzip=True)
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC))
     transform_dir = str(out / 'transform')
-    fn = functools.partial(preprocessing_fn, custom_config=custom_config(config))
-    with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp, force_tf_compat_v1=False):
-        (transformed, transformed_metadata), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
-        _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
-    metadata_io.write_metadata(metadata, os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+    transformed, transformed_metadata = run_transform(config, rows, SPEC, transform_dir)
     coder = tft.coders.ExampleProtoCoder(transformed_metadata.schema)
     transformed_file = _write(str(out / 'transformed.tfrecord'), [coder.encode(r) for r in transformed])
     tft_output = tft.TFTransformOutput(transform_dir)

@@ -2,19 +2,15 @@
 tf.Transform output; `apply_hyperparameters` on what the Trainer receives; the learning-rate range test on a toy
 problem where the right rate is known to matter, and on the package's own Keras model; config errors.
 """
-import functools
 import json
 import math
 import os
 import random
-import tempfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 from tfx.components.tuner.executor import Executor as TunerExecutor
 from tfx.dsl.components.base.base_executor import BaseExecutor
 from tfx.proto import trainer_pb2
@@ -24,7 +20,8 @@ from tfx.utils import json_utils, proto_utils
 from components.lr_range_test import LR_RANGE_JSON, LR_RANGE_PLOT, lr_range_test, plot_lr_range, run_for_trainer
 from components.tuner import apply_hyperparameters, search_space
 from pipeline.config import Config, ConfigError, ModelConfig, TuningConfig, load_config
-from transforms.preprocessing import custom_config, preprocessing_fn
+from tests.conftest import run_transform
+from transforms.preprocessing import custom_config
 
 FEATURES = {
     'num': {'kind': 'numeric'},
@@ -60,13 +57,8 @@ def transformed(tmp_path_factory):
     out = tmp_path_factory.mktemp('tuning')
     config = _config()
     rows = _rows()
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC))
     transform_dir = str(out / 'transform')
-    fn = functools.partial(preprocessing_fn, custom_config=custom_config(config))
-    with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp, force_tf_compat_v1=False):
-        (data, data_metadata), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
-        _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
-    metadata_io.write_metadata(metadata, os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+    data, data_metadata = run_transform(config, rows, SPEC, transform_dir)
     coder = tft.coders.ExampleProtoCoder(data_metadata.schema)
     examples_dir = str(out / 'transformed_examples')
     for split, part in (('train', data[:200]), ('eval', data[200:])):  # what Transform writes: gzipped TFRecords
