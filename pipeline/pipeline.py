@@ -137,7 +137,7 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.
     per_model = {m.name: _model_nodes(config, m, n_classes, example_gen, schema_gen, transform)
                  for m in config.models}
     model_nodes = [node for m in per_model.values() for node in m['nodes']]
-    base = config.hierarchical.base or config.models[0].name if config.hierarchical else None
+    base = (config.hierarchical.base or config.models[0].name) if config.hierarchical else None
     nodes, hierarchical = hierarchical_nodes(config, per_model[base]['model'] if base else None,
                                              example_gen.outputs['examples'],
                                              transform.outputs['transformed_examples'],
