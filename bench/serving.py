@@ -114,11 +114,12 @@ def main():
         versions = mc.list_versions(base)
         if not versions:
             sys.exit(f'{base}: no model version; pass --model_base_path <push_dir>/<model>')
-        model = tf.saved_model.load(os.path.join(base, str(versions[-1])))
+        model_dir = os.path.join(base, str(versions[-1]))
+        model = tf.saved_model.load(model_dir)
         signature = model.signatures['serving_default']
         with open(os.path.join(ROOT, 'data', 'penguins', 'penguins.csv'), newline='') as f:
             rows = list(csv.DictReader(f))
-        examples = serialize(rows, raw_feature_dtypes(model))
+        examples = serialize(rows, raw_feature_dtypes(model_dir))
         name = os.path.basename(os.path.abspath(base))
 
         results = {}

@@ -27,11 +27,12 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from transforms.feature_columns import feature_columns, keras_inputs, linear_columns, wide_columns
-from transforms.preprocessing import LABEL_VOCABULARY, label_key, parse_custom_config
+from transforms.preprocessing import LABEL_VOCABULARY, feature_key, label_key, parse_custom_config
 
 PREDICTION_KEY = 'probabilities'
 SERVING_INPUT = 'inputs'  # the input key TF Serving's Classify API requires
 CLASSIFY_METHOD = 'tensorflow/serving/classify'
+RAW_SIGNATURE = 'serving_raw'
 CURVES_FILE = 'training_curves.png'
 ESTIMATOR_EXPORT = 'estimator_export'  # the TF1 export inside model_run, before it is wrapped
 
@@ -173,9 +174,14 @@ def _signatures(holder: tf.Module, probabilities_fn: Callable, tf_transform_outp
             return tf.SparseTensor(indices, x, tf.stack([n, 1]))
         return tf.reshape(x, [-1] + list(spec.shape))
 
-    @tf.function(input_signature=[{c: tf.TensorSpec([None], raw_spec[c].dtype, name=c) for c in raw_columns}])
+    # Arguments must be Python identifiers: feature_key(column) here, the column names again in the SignatureDef
+    # (name_signature_inputs), which is what TF Serving and `serve` read.
+    keys = {c: feature_key(c) for c in raw_columns}
+
+    @tf.function(input_signature=[{keys[c]: tf.TensorSpec([None], raw_spec[c].dtype, name=keys[c])
+                                   for c in raw_columns}])
     def serve_raw(raw):
-        return predict({c: to_raw_form(c, raw[c]) for c in raw_columns})
+        return predict({c: to_raw_form(c, raw[keys[c]]) for c in raw_columns})
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
     def transform_features(serialized):
@@ -184,20 +190,30 @@ def _signatures(holder: tf.Module, probabilities_fn: Callable, tf_transform_outp
             transformed[label_key(label)] = multi_hot(transformed[label_key(label)], len(names))
         return transformed
 
-    return {'serving_default': serve_examples, 'serving_raw': serve_raw,
+    return {'serving_default': serve_examples, RAW_SIGNATURE: serve_raw,
             'transform_features': transform_features}
 
 
-def mark_classify_signature(export_dir: str, signature: str = 'serving_default') -> None:
-    """Declares `signature` a classification signature, as TF Serving's Classify API requires.
+def finish_signature_defs(export_dir: str, raw_columns: List[str], signature: str = 'serving_default') -> None:
+    """Edits the exported SignatureDefs for TF Serving: `signature` becomes a classification signature, and the
+    `serving_raw` inputs are named by the CSV columns themselves.
 
     Keras exports every tf.function signature with the Predict method name; Classify refuses those. TF Serving
-    still answers Predict on a classification signature, so both APIs work on `serving_default`.
+    still answers Predict on a classification signature, so both APIs work on `serving_default`. A tf.function
+    takes identifiers only (`class` or `age (years)` are not), so `serving_raw`'s arguments are feature keys;
+    TF Serving feeds inputs by their tensor names, so renaming the SignatureDef's input keys back to the column
+    names lets clients send the names they know.
     """
     path = os.path.join(export_dir, 'saved_model.pb')
     with tf.io.gfile.GFile(path, 'rb') as f:
         saved_model = saved_model_pb2.SavedModel.FromString(f.read())
     for meta_graph in saved_model.meta_graphs:
+        raw_inputs = meta_graph.signature_def[RAW_SIGNATURE].inputs
+        for column in raw_columns:
+            key = feature_key(column)
+            if key != column and key in raw_inputs:
+                raw_inputs[column].CopyFrom(raw_inputs[key])
+                del raw_inputs[key]
         meta_graph.signature_def[signature].method_name = CLASSIFY_METHOD
         # Classify also refuses a signature with more than two outputs ("Expected one or two output Tensors"):
         # keep classes and scores in the SignatureDef. TF2 loaders (TFMA) still get every output of the function.
@@ -347,4 +363,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         holder.save(fn_args.serving_model_dir, save_format='tf', signatures=signatures)
     else:
         tf.saved_model.save(holder, fn_args.serving_model_dir, signatures=signatures)
-    mark_classify_signature(fn_args.serving_model_dir)
+    finish_signature_defs(fn_args.serving_model_dir, raw_columns)

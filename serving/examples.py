@@ -20,10 +20,11 @@ class RecordError(ValueError):
     """A record that cannot be turned into the model's input; names the column and the fix."""
 
 
-def raw_feature_dtypes(model) -> Dict[str, tf.DType]:
-    """{column: dtype} of the raw CSV columns the model reads, from its `serving_raw` signature."""
-    _, kwargs = model.signatures[RAW_SIGNATURE].structured_input_signature
-    return {name: spec.dtype for name, spec in kwargs.items()}
+def raw_feature_dtypes(model_path: str) -> Dict[str, tf.DType]:
+    """{column: dtype} of the raw CSV columns the SavedModel at `model_path` reads, from its `serving_raw`
+    SignatureDef (keyed by the CSV's own column names, as TF Serving sees them)."""
+    from serving.servable import read_meta_graph
+    return dtypes_from_signature(read_meta_graph(model_path).signature_def[RAW_SIGNATURE])
 
 
 def dtypes_from_signature(signature_def) -> Dict[str, tf.DType]:

@@ -32,6 +32,16 @@ def read_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
     raise ValueError(f'{path}: no MetaGraphDef tagged {SERVE_TAG!r}; export the model with serving signatures')
 
 
+def argument_names(signature_name: str, signature_def, function) -> Dict[str, str]:
+    """{SignatureDef input key: keyword of the loaded function}. They differ where the exporter renamed a key that
+    is not a Python identifier (a CSV column named `class`); TF Serving feeds inputs by tensor name, and TF names
+    a signature's input tensor `<signature>_<keyword>:0`, so the tensor name links the two."""
+    keywords = set(function.structured_input_signature[1])
+    by_tensor = {f'{signature_name}_{k}:0': k for k in keywords}
+    return {key: key if key in keywords else by_tensor.get(info.name, key)
+            for key, info in signature_def.inputs.items()}
+
+
 def is_batch_major(signature_def) -> bool:
     """Every input and output has a known rank >= 1 and an unknown first dimension: requests can be stacked."""
     for info in list(signature_def.inputs.values()) + list(signature_def.outputs.values()):
@@ -60,10 +70,11 @@ class Servable:
         function = self._functions[signature_name]
         signature_def = self.signature_defs[signature_name]
         dtypes = {k: tf.dtypes.as_dtype(v.dtype) for k, v in signature_def.inputs.items()}
+        arguments = argument_names(signature_name, signature_def, function)
         outputs = list(signature_def.outputs)
 
         def run(inputs: Arrays) -> Arrays:
-            result = function(**{k: tf.constant(v, dtype=dtypes[k]) for k, v in inputs.items()})
+            result = function(**{arguments[k]: tf.constant(v, dtype=dtypes[k]) for k, v in inputs.items()})
             return {k: result[k].numpy() for k in outputs}
         return run
 

@@ -79,7 +79,7 @@ def test_hierarchical_model_answers_classify(digits_run):
         import tensorflow as tf
         rows = list(__import__('csv').DictReader(open(config.csv_files[0])))[:20]
         request = classification_pb2.ClassificationRequest()
-        for serialized in serialize(rows, raw_feature_dtypes(tf.saved_model.load(path))):
+        for serialized in serialize(rows, raw_feature_dtypes(path)):
             request.input.example_list.examples.add().ParseFromString(serialized)
         response = classify(servable, request)
     finally:

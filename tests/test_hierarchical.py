@@ -230,7 +230,7 @@ def test_hierarchical_savedmodel_serves_raw_examples(run):
     assert set(loaded.signatures) == {'serving_default', 'serving_raw', 'transform_features'}
 
     records = read_records(os.path.join(DATA, 'digits', 'digits.csv'))[:300]
-    out = loaded.signatures['serving_default'](inputs=tf.constant(serialize(records, raw_feature_dtypes(loaded))))
+    out = loaded.signatures['serving_default'](inputs=tf.constant(serialize(records, raw_feature_dtypes(serving_dir))))
     classes = out['classes'].numpy().astype(str)
     scores = out['scores'].numpy()
     assert scores.shape == (300, 10) and (classes == np.array(config.label.classes)).all()

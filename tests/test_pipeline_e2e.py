@@ -84,15 +84,16 @@ def _pushed_model(summary):
     base = summary['pushed_to']
     assert os.path.isfile(os.path.join(base, 'saved_model.pb'))
     assert os.path.basename(base).isdigit()  # <push_dir>/<model_name>/<integer version>
-    return tf.saved_model.load(base)
+    return base
 
 
 def test_pushed_model_classifies_raw_examples(penguins):
     config_path, _, summary = penguins
     config = load_config(config_path)
-    model = _pushed_model(summary)
+    path = _pushed_model(summary)
+    model = tf.saved_model.load(path)
     rows = _rows(config)[::15]
-    examples = serialize(rows, raw_feature_dtypes(model))
+    examples = serialize(rows, raw_feature_dtypes(path))
     out = model.signatures['serving_default'](inputs=tf.constant(examples))
     classes = [c.decode() for c in out['classes'].numpy()[0]]
     assert sorted(classes) == sorted(summary['label']['classes'])
@@ -110,7 +111,7 @@ def test_pushed_model_classifies_raw_examples(penguins):
     assert list(signature.inputs) == ['inputs'] and {'classes', 'scores'} <= set(signature.outputs)
 
     # The raw-tensor signature gives the same answer as the tf.Example one.
-    dtypes = raw_feature_dtypes(model)
+    dtypes = raw_feature_dtypes(path)
     raw = {c: tf.constant([dtypes[c].as_numpy_dtype(r[c]) if dtypes[c] != tf.string else r[c] for r in rows],
                           dtype=dtypes[c]) for c in dtypes}
     raw_out = model.signatures['serving_raw'](**raw)
@@ -121,9 +122,10 @@ def test_pushed_binary_model_scores_positive_class(attrition):
     config_path, _, summary = attrition
     if not summary['blessed']:
         pytest.fail(f'attrition model not blessed: {summary["validation_failures"]}')
-    model = _pushed_model(summary)
+    path = _pushed_model(summary)
+    model = tf.saved_model.load(path)
     rows = _rows(load_config(config_path))[:50]
-    out = model.signatures['serving_default'](inputs=tf.constant(serialize(rows, raw_feature_dtypes(model))))
+    out = model.signatures['serving_default'](inputs=tf.constant(serialize(rows, raw_feature_dtypes(path))))
     assert [c.decode() for c in out['classes'].numpy()[0]] == ['No', 'Yes']
     scores = out['scores'].numpy()
     positive = out['probabilities'].numpy()[:, 0]

@@ -56,7 +56,7 @@ def pushed(penguins_run, tmp_path_factory):
         rows = list(csv.DictReader(f))
     return SimpleNamespace(config=config, summary=summary, push_dir=push_dir, base=os.path.join(push_dir, MODEL),
                            model_dir=model_dir, version=version, model=model, rows=rows,
-                           dtypes=raw_feature_dtypes(model), classes=summary['label']['classes'])
+                           dtypes=raw_feature_dtypes(model_dir), classes=summary['label']['classes'])
 
 
 def _expected_scores(pushed, rows):

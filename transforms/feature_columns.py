@@ -11,13 +11,13 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from pipeline.config import CategoricalFeature
-from transforms.preprocessing import transformed_name
+from transforms.preprocessing import feature_key, transformed_name
 
 
 def num_ids(name: str, spec, tf_transform_output: tft.TFTransformOutput) -> int:
     """How many distinct ids an id feature can take after tf.Transform."""
     if isinstance(spec, CategoricalFeature):
-        return tf_transform_output.vocabulary_size_by_name(name) + spec.oov_buckets
+        return tf_transform_output.vocabulary_size_by_name(feature_key(name)) + spec.oov_buckets
     return spec.buckets if spec.kind == 'bucketized' else spec.hash_buckets
 
 

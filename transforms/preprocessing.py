@@ -2,8 +2,15 @@
 
 TFX's Transform component calls `preprocessing_fn(inputs, custom_config)`; the pipeline passes the config's
 feature and label sections as `custom_config`, so this one function serves every config.
-Every output is a rank-1 tensor named `<feature>_xf`: floats for numeric features, int64 ids for the rest.
+Every output is a rank-1 tensor named `<feature key>_xf`: floats for numeric features, int64 ids for the rest.
+
+Raw inputs keep the CSV's own column names (tf.Example keys take any string); where TensorFlow needs an
+identifier (transformed keys, vocabulary files, Keras inputs, the `serving_raw` arguments) it gets `feature_key`.
 """
+import hashlib
+import keyword
+import re
+import unicodedata
 from typing import Any, Dict
 
 import tensorflow as tf
@@ -12,12 +19,27 @@ from pydantic import TypeAdapter
 
 from pipeline.config import Feature, LabelConfig
 
-LABEL_VOCABULARY = 'label'
+LABEL_VOCABULARY = '_label_vocabulary'  # cannot clash with a feature_key
 CROSS_SEPARATOR = '_X_'
 
 
+_PLAIN = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
+
+
+def feature_key(column: str) -> str:
+    """The identifier TensorFlow sees for CSV column `column`: the name itself when it is a plain ASCII identifier,
+    else its letters and digits plus a short hash of the whole name (so `a b`, `a_b`, `A b` stay distinct).
+    The one mapping from user column names to TensorFlow names; nothing else invents one."""
+    if _PLAIN.fullmatch(column) and not keyword.iskeyword(column) and len(column) <= 64:
+        return column
+    ascii_only = unicodedata.normalize('NFKD', column).encode('ascii', 'ignore').decode()
+    stem = re.sub(r'[^A-Za-z0-9]+', '_', ascii_only).strip('_')[:40]
+    return f'c_{stem}_{hashlib.sha1(column.encode()).hexdigest()[:6]}' if stem else \
+        f'c_{hashlib.sha1(column.encode()).hexdigest()[:6]}'
+
+
 def transformed_name(name: str) -> str:
-    return f'{name}_xf'
+    return f'{feature_key(name)}_xf'
 
 
 def label_key(label: LabelConfig) -> str:
@@ -101,7 +123,7 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
             cross_values[name] = tf.strings.as_string(ids)
         elif spec.kind == 'categorical':
             ids = tft.compute_and_apply_vocabulary(
-                _as_string(x), top_k=spec.top_k, num_oov_buckets=spec.oov_buckets, vocab_filename=name)
+                _as_string(x), top_k=spec.top_k, num_oov_buckets=spec.oov_buckets, vocab_filename=feature_key(name))
             cross_values[name] = _as_string(x)
         else:  # hashed
             ids = tf.strings.to_hash_bucket_fast(_as_string(x), spec.hash_buckets)

@@ -13,7 +13,7 @@ import tensorflow_transform as tft
 
 from components.embedding_metadata.buckets import boundaries, bucket_intervals
 from components.embedding_metadata.data import Split, TransformProbe
-from transforms.preprocessing import transformed_name
+from transforms.preprocessing import feature_key, transformed_name
 
 SCALING = {'z_score': 'z-score', 'min_max': 'min-max', 'log': 'log1p, z-score', 'raw': 'raw'}
 OOV = '<OOV>'
@@ -104,7 +104,7 @@ class ValueCatalog:
         counts = self.frequency(name, num_ids)
         rows = []
         if kind == 'categorical':
-            vocabulary = [v.decode('utf-8', errors='replace') for v in self.tft_output.vocabulary_by_name(name)]
+            vocabulary = [v.decode('utf-8', errors='replace') for v in self.tft_output.vocabulary_by_name(feature_key(name))]
             for i in range(num_ids):
                 if i < len(vocabulary):
                     value = vocabulary[i]

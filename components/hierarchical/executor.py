@@ -13,7 +13,7 @@ where the base model is rarely wrong: the combiner then learns to trust the base
 fit on 'eval', where the Evaluator compares base and hierarchical.
 
 The export is one SavedModel at `<uri>/Format-Serving` with the signatures of components/trainer.py
-(`_signatures`, `mark_classify_signature`): raw tf.Example in, class names and scores out, so Evaluator,
+(`_signatures`, `finish_signature_defs`): raw tf.Example in, class names and scores out, so Evaluator,
 Pusher, TF Serving and `tfx-tabular predict` use it like any other model. The base model, of any kind this
 pipeline trains, is frozen inside the new model: a Keras base as its layers, an estimator base through its
 exported `predict` signature (see FrozenEstimator).
@@ -142,7 +142,7 @@ def load_base(serving_dir: str, features: Dict) -> Tuple[tf.keras.layers.Layer, 
 def train_hierarchical(base_serving_dir: str, transform_graph_uri: str, examples, cut_uri: str, output_uri: str,
                        custom_config: Dict, combiner_split: str = keys.DEFAULT_COMBINER_SPLIT) -> Dict:
     """Trains both parts, exports `<output_uri>/Format-Serving` and writes hierarchical.json; returns its content."""
-    from components.trainer import _signatures, class_names, mark_classify_signature
+    from components.trainer import _signatures, class_names, finish_signature_defs
     features, label = parse_custom_config(custom_config)
     settings = custom_config['hierarchical']
     tft_output = tft.TFTransformOutput(transform_graph_uri)
@@ -199,7 +199,7 @@ def train_hierarchical(base_serving_dir: str, transform_graph_uri: str, examples
     serving_dir = path_utils.serving_model_dir(output_uri)
     staging = os.path.join(output_uri, f'.staging-{uuid.uuid4().hex}')
     tf.saved_model.save(holder, staging, signatures=signatures)
-    mark_classify_signature(staging)
+    finish_signature_defs(staging, raw_columns)
     tf.io.gfile.rename(staging, serving_dir, overwrite=True)
     write_file(os.path.join(output_uri, keys.REPORT_FILE), json.dumps(report, indent=1).encode())
     return report
