@@ -27,7 +27,7 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from transforms.feature_columns import feature_columns, keras_inputs, linear_columns, wide_columns
-from transforms.preprocessing import LABEL_VOCABULARY, feature_key, label_key, parse_custom_config
+from transforms.preprocessing import LABEL_VOCABULARY, argument_keys, label_key, parse_custom_config
 
 PREDICTION_KEY = 'probabilities'
 SERVING_INPUT = 'inputs'  # the input key TF Serving's Classify API requires
@@ -174,9 +174,9 @@ def _signatures(holder: tf.Module, probabilities_fn: Callable, tf_transform_outp
             return tf.SparseTensor(indices, x, tf.stack([n, 1]))
         return tf.reshape(x, [-1] + list(spec.shape))
 
-    # Arguments must be Python identifiers: feature_key(column) here, the column names again in the SignatureDef
+    # Arguments must be Python identifiers: argument_keys here, the column names again in the SignatureDef
     # (name_signature_inputs), which is what TF Serving and `serve` read.
-    keys = {c: feature_key(c) for c in raw_columns}
+    keys = argument_keys(raw_columns)
 
     @tf.function(input_signature=[{keys[c]: tf.TensorSpec([None], raw_spec[c].dtype, name=keys[c])
                                    for c in raw_columns}])
@@ -209,8 +209,7 @@ def finish_signature_defs(export_dir: str, raw_columns: List[str], signature: st
         saved_model = saved_model_pb2.SavedModel.FromString(f.read())
     for meta_graph in saved_model.meta_graphs:
         raw_inputs = meta_graph.signature_def[RAW_SIGNATURE].inputs
-        for column in raw_columns:
-            key = feature_key(column)
+        for column, key in argument_keys(raw_columns).items():
             if key != column and key in raw_inputs:
                 raw_inputs[column].CopyFrom(raw_inputs[key])
                 del raw_inputs[key]

@@ -53,9 +53,13 @@ def _convert(name: str, value, dtype: tf.DType, where: str = ''):
 
 
 def to_tf_example(record: Dict[str, object], dtypes: Dict[str, tf.DType], where: str = '') -> tf.train.Example:
-    _check_columns(record, dtypes, where)
+    """A missing or empty value leaves its feature out, as a blank CSV cell does in training: the model fills in
+    a column that had blanks in its training data and refuses (INVALID_ARGUMENT, naming the feature) one that
+    never did."""
     features = {}
     for name, dtype in dtypes.items():
+        if record.get(name) is None or record.get(name) == '':
+            continue
         value = _convert(name, record[name], dtype, where)
         if dtype == tf.string:
             feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
@@ -68,6 +72,12 @@ def to_tf_example(record: Dict[str, object], dtypes: Dict[str, tf.DType], where:
 
 
 def serialize(records: Iterable[Dict[str, object]], dtypes: Dict[str, tf.DType]) -> List[bytes]:
+    """Serialized tf.Examples; a column absent from every record (not in the CSV header at all) is the caller's
+    mistake, named here, while single empty values are left to the model."""
+    records = list(records)
+    absent = {n: t for n, t in dtypes.items() if all(r.get(n) is None for r in records)}
+    if records and absent:
+        _check_columns(records[0], absent, 'record 1: ')
     return [to_tf_example(r, dtypes, f'record {i}: ').SerializeToString() for i, r in enumerate(records, start=1)]
 
 

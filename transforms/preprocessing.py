@@ -38,6 +38,19 @@ def feature_key(column: str) -> str:
         f'c_{hashlib.sha1(column.encode()).hexdigest()[:6]}'
 
 
+def argument_keys(columns) -> Dict[str, str]:
+    """{column: feature_key} made unique ignoring case, for names that become graph op names (the `serving_raw`
+    arguments): TensorFlow uniquifies op names case-insensitively, so columns `Name` and `name` need two keys."""
+    keys, taken = {}, set()
+    for column in columns:
+        key = feature_key(column)
+        if key.lower() in taken:
+            key = f'{key}_{hashlib.sha1(column.encode()).hexdigest()[:6]}'
+        keys[column] = key
+        taken.add(key.lower())
+    return keys
+
+
 def transformed_name(name: str) -> str:
     return f'{feature_key(name)}_xf'
 
