@@ -451,6 +451,13 @@ def _format_pydantic_error(err: dict) -> str:
     if kind == 'extra_forbidden':
         return f'{loc}: unknown key; remove it or check its spelling'
     if kind == 'missing':
+    @property
+    def csv_bytes(self) -> Optional[int]:
+        """Total size of the CSV files; None for object storage (not looked up) or when nothing matches."""
+        if '://' in self.csv_pattern or not self.csv_files:
+            return None
+        return sum(os.path.getsize(f) for f in self.csv_files)
+
         return f'{loc}: required key is missing; add it'
     if kind == 'union_tag_invalid':
         return f'{loc}: unknown kind {err["input"].get("kind")!r}; use one of {", ".join(FEATURE_KINDS)}'

@@ -11,7 +11,7 @@ from this installed package, so TFX needs no module-file wheel staged into the p
 import functools
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
@@ -27,6 +27,7 @@ from components.model_selector import ModelSelector
 from components.pusher import ATOMIC_PUSH_EXECUTOR
 from components.served_model import BaselineEvaluator, ServedModel
 from transforms.preprocessing import custom_config
+from kubeflow.beam_profiles import resolve_running_mode
 
 # ExampleGen hashes each example into one of 100 buckets: the same rows always land in the same split.
 SPLIT_BUCKETS = 100
@@ -169,4 +170,9 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.
         # local_metadata=False (Kubeflow, which keeps the metadata itself): no SQLite file, no folder made for it.
         metadata_connection_config=(metadata.sqlite_metadata_connection_config(metadata_path(config))
                                     if local_metadata else None),
-        beam_pipeline_args=list(config.beam.args))
+        beam_pipeline_args=beam_args(config))
+
+
+def beam_args(config) -> List[str]:
+    """The config's Beam flags with `direct_running_mode: auto` decided by the CSV's size."""
+    return resolve_running_mode(config.beam.args, config.csv_bytes)[0]

@@ -17,6 +17,7 @@ import threading
 import pytest
 import yaml
 
+from kubeflow.beam_profiles import IN_PROCESS_MAX_BYTES, resolve_running_mode
 from kubeflow.compile import OBJECT_STORAGE_ENV, CompileError, check_spec, compile_pipeline, label_class_count
 from pipeline.config import ConfigError, load_config
 from tests.conftest import DATA, ROOT, run_cli, write_csv
@@ -224,7 +225,10 @@ def test_each_beam_profile_parses_into_the_intended_options(small_config, profil
     from apache_beam.options import pipeline_options as po
     write, raw = small_config
     config = load_config(write({**raw, 'beam': {'profile': profile, 'settings': PROFILE_CASES[profile]}}))
-    options = _options(config.beam.args)
+    # direct_running_mode auto is decided per run by the CSV's size (object storage: unknown, counts as large).
+    assert resolve_running_mode(config.beam.args, 1000)[1] == ('in_memory' if profile == 'direct' else None)
+    assert resolve_running_mode(config.beam.args, None)[1] == ('multi_processing' if profile == 'direct' else None)
+    options = _options(resolve_running_mode(config.beam.args, IN_PROCESS_MAX_BYTES + 1)[0])
     runner = options.view_as(po.StandardOptions).runner
     if profile == 'direct':
         direct = options.view_as(po.DirectOptions)
