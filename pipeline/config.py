@@ -227,7 +227,22 @@ class FairnessGate(_Strict):
     max_gap: Optional[float] = Field(None, gt=0, le=1)
 
     @model_validator(mode='after')
+class FloorConfig(_Strict):
+    """The constant predictor every model must beat (components/majority_gate/): always answering the eval
+    split's most frequent class. A model at or below its accuracy is never blessed; on an imbalanced binary
+    label, where that accuracy is high for free, the model must also rank better than chance (AUC)."""
+    enabled: bool = Field(True, description='gate every model on the majority-class floor')
+    accuracy_margin: float = Field(
+        0.0, ge=0, lt=0.5, description="accuracy must exceed the eval split's majority-class rate by more than this")
+    auc_margin: float = Field(0.05, ge=0, lt=0.5,
+                              description='imbalanced binary labels: AUC must reach 0.5 (a constant) + this')
+    imbalanced_from: float = Field(0.6, gt=0.5, le=1, description='a binary label is imbalanced when its majority '
+                                                                  'class holds at least this share of the eval rows')
+
+
     def _has_a_bound(self):
+    floor: FloorConfig = Field(default_factory=FloorConfig,
+                               description='the majority-class floor every model must beat (on by default)')
         if self.min is None and self.max is None and self.max_gap is None:
             raise ValueError(f'gate on {self.metric} has no bound: add min, max or max_gap')
         return self

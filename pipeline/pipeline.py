@@ -1,9 +1,9 @@
 """The TFX pipeline built from a config: CsvExampleGen -> ... -> Pusher.
 
 Per model (the config's `models`): Trainer -> EmbeddingMetadataGen, ServedModel (the model TF Serving has now,
-the Evaluator's baseline) -> Evaluator -> [FairnessGate]. With `hierarchical`, ConfusionCut ->
-HierarchicalTrainer on the base model, evaluated the same way. With several candidates a ModelSelector picks the
-best blessed one for the Pusher.
+the Evaluator's baseline) -> Evaluator -> [FairnessGate] -> MajorityGate (unless `evaluation.floor` is off).
+With `hierarchical`, ConfusionCut -> HierarchicalTrainer on the base model, evaluated the same way. With several
+candidates a ModelSelector picks the best blessed one for the Pusher.
 
 User code is referenced by dotted path (`transforms.preprocessing.preprocessing_fn`, `components.trainer.run_fn`)
 from this installed package, so TFX needs no module-file wheel staged into the pipeline root.
@@ -23,6 +23,7 @@ from components.embedding_metadata import EmbeddingMetadataGen
 from components.evaluator import eval_config
 from components.fairness_gate import FairnessGate
 from components.hierarchical import example_splits, hierarchical_nodes
+from components.majority_gate import MajorityGate
 from components.model_selector import ModelSelector
 from components.pusher import ATOMIC_PUSH_EXECUTOR
 from components.served_model import BaselineEvaluator, ServedModel
@@ -62,8 +63,8 @@ def node_id(config, base: str, model_name: str) -> str:
     return base if len(evaluated_models(config)) == 1 else f'{base}_{model_name}'
 
 
-def _evaluation_nodes(config, name: str, model, n_classes: int, example_gen) -> Dict:
-    """ServedModel (the baseline) -> Evaluator -> [FairnessGate] for one model channel."""
+def _evaluation_nodes(config, name: str, model, n_classes: int, example_gen, transform) -> Dict:
+    """ServedModel (the baseline) -> Evaluator -> [FairnessGate] -> [MajorityGate] for one model channel."""
     ids = functools.partial(node_id, config, model_name=name)
     served = ServedModel(model_base_path=model_push_dir(config), candidate=model).with_id(ids('ServedModel'))
     evaluator = BaselineEvaluator(
@@ -78,6 +79,14 @@ def _evaluation_nodes(config, name: str, model, n_classes: int, example_gen) -> 
             sensitive=json.dumps(config.fairness.sensitive)).with_id(ids('FairnessGate'))
         nodes.append(gate)
         blessing = gate.outputs['blessing']
+    if config.evaluation.floor.enabled:
+        floor = MajorityGate(
+            evaluation=evaluator.outputs['evaluation'], upstream_blessing=blessing,
+            examples=example_gen.outputs['examples'], transform_graph=transform.outputs['transform_graph'],
+            custom_config=custom_config(config), floor=config.evaluation.floor.model_dump(mode='json'),
+        ).with_id(ids('MajorityGate'))
+        nodes.append(floor)
+        blessing = floor.outputs['blessing']
     return {'nodes': nodes, 'model': model, 'evaluation': evaluator.outputs['evaluation'], 'blessing': blessing}
 
 
@@ -107,7 +116,8 @@ def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, tra
         model=trainer.outputs['model'], transform_graph=transform.outputs['transform_graph'],
         examples=example_gen.outputs['examples'], custom_config=custom_config(config),
         slicing=config.slice_columns, max_examples=config.embeddings.examples).with_id(ids('EmbeddingMetadataGen'))
-    evaluation = _evaluation_nodes(config, model_cfg.name, trainer.outputs['model'], n_classes, example_gen)
+    evaluation = _evaluation_nodes(config, model_cfg.name, trainer.outputs['model'], n_classes, example_gen,
+                                   transform)
     # A linear model has no hidden layer for the projector to show.
     nodes = ([tuner] if tuner else []) + [trainer] + (
         [embedding_metadata] if model_cfg.kind != 'estimator_linear' else []) + evaluation['nodes']
@@ -147,7 +157,7 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.
                                              transform.outputs['transformed_examples'],
                                              transform.outputs['transform_graph'])
     if hierarchical is not None:
-        evaluation = _evaluation_nodes(config, HIERARCHICAL, hierarchical, n_classes, example_gen)
+        evaluation = _evaluation_nodes(config, HIERARCHICAL, hierarchical, n_classes, example_gen, transform)
         model_nodes += nodes + evaluation['nodes']
         if config.hierarchical.push_if_better:  # else evaluated and reported, never pushed
             per_model[HIERARCHICAL] = evaluation

@@ -79,12 +79,33 @@ def _confusion_figure(matrix: np.ndarray, classes: List[str]) -> str:
     return _png(fig)
 
 
-def _metrics_figure(overall: Dict[str, float], thresholds: Dict[str, float]) -> str:
+def floor_bounds(floor: Optional[Dict]) -> Dict[str, float]:
+    """{metric: bound} of the majority-class floor (MajorityGate; summary['floor']): accuracy, and auc when the
+    binary label is imbalanced."""
+    if not floor:
+        return {}
+    return {m: floor[m] for m in ('accuracy', 'auc') if floor.get(m) is not None}
+
+
+def _floor_paragraph(floor: Optional[Dict]) -> str:
+    if not floor:
+        return ''
+    auc = (f' The label is imbalanced, so auc must also reach {floor["auc"]:.4f} (a constant scores 0.5).'
+           if floor.get('auc') is not None else '')
+    return (f'<p>Majority-class floor (red dashed line): always answering <b>{html.escape(str(floor["answer"]))}'
+            f'</b> scores accuracy {floor["rate"]:.4f} on the {floor["examples"]} rows of the eval split; a model '
+            f'is blessed only above {floor["accuracy"]:.4f}.{auc}</p>')
+
+
+def _metrics_figure(overall: Dict[str, float], thresholds: Dict[str, float],
+                    floor: Optional[Dict[str, float]] = None) -> str:
     plt = _pyplot()
     names = [m for m in ('accuracy', 'auc', 'precision', 'recall') if m in overall]
     fig, ax = plt.subplots(figsize=(6, 0.6 * len(names) + 1))
     values = [overall[m] for m in names]
-    colors = ['#c0392b' if m in thresholds and overall[m] < thresholds[m] else '#2e86c1' for m in names]
+    floor = floor or {}
+    colors = ['#c0392b' if (m in thresholds and overall[m] < thresholds[m]) or (m in floor and overall[m] <= floor[m])
+              else '#2e86c1' for m in names]
     ax.barh(names, values, color=colors)
     for i, m in enumerate(names):
         if np.isnan(values[i]):  # undefined (e.g. no positive prediction): say so instead of an empty row
@@ -93,9 +114,12 @@ def _metrics_figure(overall: Dict[str, float], thresholds: Dict[str, float]) -> 
         ax.text(min(values[i], 0.98), i, f' {values[i]:.3f}', va='center', ha='right' if values[i] > 0.9 else 'left')
         if m in thresholds:
             ax.plot([thresholds[m]] * 2, [i - 0.4, i + 0.4], color='black', linewidth=2)
+        if m in floor:
+            ax.plot([floor[m]] * 2, [i - 0.45, i + 0.45], color='#c0392b', linewidth=2, linestyle='--')
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
-    ax.set_title('Overall metrics (black line: blessing threshold)')
+    ax.set_title('Overall metrics (black line: blessing threshold; red dashed: majority-class floor)'
+                 if floor else 'Overall metrics (black line: blessing threshold)', fontsize=10)
     return _png(fig)
 
 
@@ -435,8 +459,10 @@ def _models_table(summary: Dict) -> str:
     return f'<table class="models"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
-def _models_figure(models: List[Dict], selected: Optional[str], thresholds: Dict[str, float]) -> str:
-    """Grouped bars: one group per overall metric, one bar per model; blessing thresholds as black lines."""
+def _models_figure(models: List[Dict], selected: Optional[str], thresholds: Dict[str, float],
+                   floor: Optional[Dict[str, float]] = None) -> str:
+    """Grouped bars: one group per overall metric, one bar per model; blessing thresholds as black lines, the
+    majority-class floor as red dashed ones."""
     plt = _pyplot()
     metrics = _compared_metrics(models)
     colours = _model_colours(models)
@@ -454,12 +480,14 @@ def _models_figure(models: List[Dict], selected: Optional[str], thresholds: Dict
     for i, m in enumerate(metrics):
         if m in thresholds:
             ax.plot([i - 0.45, i + 0.45], [thresholds[m]] * 2, color='black', linewidth=2)
+        if m in (floor or {}):
+            ax.plot([i - 0.45, i + 0.45], [floor[m]] * 2, color='#c0392b', linewidth=2, linestyle='--')
     ax.set_xticks(range(len(metrics)), [SHORT_METRIC_NAMES.get(m, m) for m in metrics])
     ax.set_ylim(0, 1.18)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize='small', title='model')
-    ax.set_title('Overall metrics per model, eval split (black line: blessing threshold; black edge: pushed)',
-                 fontsize=10)
+    ax.set_title('Overall metrics per model, eval split (black line: blessing threshold; '
+                 + ('red dashed: majority-class floor; ' if floor else '') + 'black edge: pushed)', fontsize=10)
     return _png(fig)
 
 
@@ -672,7 +700,9 @@ def _comparison_section(summary: Dict, config) -> List[str]:
              '<p>Every model is evaluated on the same eval split, slices and gates. Overall slice; bold: the '
              'best value of each metric (lowest for fpr/fnr); multi-class precision, recall and auc are macro '
              'averages.</p>',
-             _models_table(summary), _models_figure(models, selected, config.evaluation.thresholds)]
+             _models_table(summary),
+             _models_figure(models, selected, config.evaluation.thresholds, floor_bounds(summary.get('floor'))),
+             _floor_paragraph(summary.get('floor'))]
     slices = sorted({s for m in models for s in (m.get('slices') or {})}, key=lambda s: (s != 'overall', s))
     if len(slices) > 1:
         values = {m['model']: {s: v.get('accuracy', np.nan) for s, v in (m.get('slices') or {}).items()}
@@ -807,7 +837,9 @@ def write_report(summary: Dict, config, path: str) -> str:
     metrics = summary.get('metrics')
     label = summary['label']
     if metrics:
-        parts += ['<h2>Overall</h2>', _metrics_figure(metrics['overall'], thresholds),
+        parts += ['<h2>Overall</h2>',
+                  _metrics_figure(metrics['overall'], thresholds, floor_bounds(summary.get('floor'))),
+                  _floor_paragraph(summary.get('floor')) or
                   f'<p>Majority-class rate: {label["majority_class_rate"]:.4f}</p>']
         matrix = confusion_matrix(summary['evaluation_uri'], len(label['classes']))
         if matrix is not None:

@@ -14,6 +14,7 @@ from tfx.orchestration import metadata
 
 from components.embedding_metadata.locate import embedding_logdir, tensorboard_command
 from components.evaluator import TFMA_TO_CONFIG
+from components.majority_gate.executor import FAILURES_PROPERTY, FLOOR_PROPERTY
 from components.model_selector import METRIC_KEY, SELECTED
 from components.tfma_results import is_baseline, is_candidate, is_diff, slice_name
 from components.trainer import class_names
@@ -163,10 +164,12 @@ def read_served_model(by_name: Dict[str, Dict], served_id: str = 'ServedModel',
 
 
 def read_evaluation(by_name: Dict[str, Dict], classes: List[str], evaluator_id: str = 'Evaluator',
-                    gate_id: str = 'FairnessGate', served_id: str = 'ServedModel') -> Dict:
+                    gate_id: str = 'FairnessGate', served_id: str = 'ServedModel',
+                    floor_id: str = 'MajorityGate') -> Dict:
     """One model's evaluation, read from its nodes (`Evaluator_<name>` etc. when a run trains several):
-    evaluation_uri, metrics, validation_failures, blessed, served (what ServedModel found) and baseline
-    ({'version', 'source', 'metrics'} of the served model it was compared with, None when there was none)."""
+    evaluation_uri, metrics, validation_failures, blessed, served (what ServedModel found), baseline
+    ({'version', 'source', 'metrics'} of the served model it was compared with, None when there was none) and
+    floor (what MajorityGate counted on the eval split and the bounds it set; absent with the floor off)."""
     result = {}
     evaluator = _outputs(by_name, evaluator_id)
     served = read_served_model(by_name, served_id, evaluator_id)
@@ -183,12 +186,17 @@ def read_evaluation(by_name: Dict[str, Dict], classes: List[str], evaluator_id: 
                                   'metrics': baseline_metrics}
         result['validation_failures'] = read_validation_failures(uri, classes, version)
     gate = _outputs(by_name, gate_id).get('blessing')
-    blessing = gate or evaluator.get('blessing')
+    floor = _outputs(by_name, floor_id).get('blessing')
+    blessing = floor or gate or evaluator.get('blessing')
     if blessing:
         result['blessed'] = bool(blessing['properties'].get('blessed', 0))
     if gate:
         result.setdefault('validation_failures', [])
         result['validation_failures'] += json.loads(gate['properties'].get('fairness_failures', '[]'))
+    if floor:
+        result.setdefault('validation_failures', [])
+        result['validation_failures'] += json.loads(floor['properties'].get(FAILURES_PROPERTY, '[]'))
+        result['floor'] = json.loads(floor['properties'].get(FLOOR_PROPERTY, 'null'))
     return result
 
 
@@ -217,7 +225,7 @@ def _read_models(config, by_name: Dict[str, Dict], classes: List[str]) -> Dict:
     model's (else the first's) evaluation in full."""
     models = evaluated_models(config)
     evaluations = {name: read_evaluation(by_name, classes, *(node_id(config, n, name) for n in (
-        'Evaluator', 'FairnessGate', 'ServedModel'))) for name, _ in models}
+        'Evaluator', 'FairnessGate', 'ServedModel', 'MajorityGate'))) for name, _ in models}
     if len(models) == 1:
         return evaluations[models[0][0]]
     selector = _outputs(by_name, 'ModelSelector').get('blessing', {}).get('properties', {})
@@ -314,6 +322,17 @@ def format_baseline(evaluation: Dict, max_drop: Optional[Dict[str, float]]) -> L
     return []
 
 
+def format_floor(floor: Optional[Dict]) -> List[str]:
+    """The majority-class floor of the eval split (MajorityGate), under the eval metrics."""
+    if not floor:
+        return []
+    lines = [f'  majority-class floor on the eval split: accuracy above {floor["accuracy"]:.4f} (always answering '
+             f'{floor["answer"]!r} scores {floor["rate"]:.4f} on its {floor["examples"]} rows)']
+    if floor.get('auc') is not None:
+        lines.append(f'  imbalanced binary label: auc at least {floor["auc"]:.4f} (a constant scores 0.5)')
+    return lines
+
+
 def format_fairness_by_class(table: Optional[Dict[str, Dict]]) -> List[str]:
     """Multi-class Fairness Indicators: per group, each class's one-vs-rest FPR and FNR at one threshold."""
     if not table:
@@ -379,15 +398,17 @@ def format_summary(summary: Dict) -> str:
             values = metrics[slice_]
             lines.append('  ' + f'{slice_[:30]:<30}' + ''.join(
                 f'{values[n]:>11.4g}' if n in values else f'{"-":>11}' for n in names))
-        lines.append(f'  majority-class rate (always predicting the most frequent class): '
-                     f'{summary["label"]["majority_class_rate"]:.4f}')
+        lines += format_floor(summary.get('floor')) or [
+            f'  majority-class rate (always predicting the most frequent class): '
+            f'{summary["label"]["majority_class_rate"]:.4f}']
         lines += format_fairness_by_class(summary.get('fairness_by_class'))
         lines += format_baseline(summary, summary.get('max_drop'))
     if 'blessed' in summary:
         if summary['blessed']:
             against = ', and evaluation.max_drop against the served model' if (
                 summary.get('baseline') and summary.get('max_drop')) else ''
-            lines.append(f'Blessed: yes (every threshold in evaluation.thresholds met{against}).')
+            floor = ', the majority-class floor beaten' if summary.get('floor') else ''
+            lines.append(f'Blessed: yes (every threshold in evaluation.thresholds met{floor}{against}).')
         else:
             lines.append('Blessed: NO, so the model was not pushed:')
             lines += [f'  - {f}' for f in summary.get('validation_failures') or ['see the Evaluator output']]

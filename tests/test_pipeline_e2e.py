@@ -36,7 +36,8 @@ def attrition(attrition_run):
 
 
 EXPECTED_COMPONENTS = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'AnomalyGate',
-                       'Transform', 'Trainer', 'EmbeddingMetadataGen', 'ServedModel', 'Evaluator', 'Pusher']
+                       'Transform', 'Trainer', 'EmbeddingMetadataGen', 'ServedModel', 'Evaluator', 'MajorityGate',
+                       'Pusher']
 
 
 @pytest.mark.parametrize('run', ['penguins', 'attrition'])
@@ -44,7 +45,7 @@ def test_every_component_ran_and_every_artifact_is_in_mlmd(run, request):
     config_path, result, summary = request.getfixturevalue(run)
     expected = list(EXPECTED_COMPONENTS)
     if load_config(config_path).fairness:
-        expected.insert(expected.index('Pusher'), 'FairnessGate')
+        expected.insert(expected.index('MajorityGate'), 'FairnessGate')
     assert [c['component'] for c in summary['components']] == expected
     assert all(c['state'] == 'ran' for c in summary['components'])
     for name in expected:  # progress: one start and one finish line per component
