@@ -5,13 +5,15 @@ Input paths (the CSV) resolve against the config file's folder; output paths aga
 """
 from __future__ import annotations
 
-import csv
+import codecs
 import glob
 import os
 from typing import Annotated, Dict, List, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.csv_checks import read_header, sniff_format
 
 
 class ConfigError(Exception):
@@ -30,6 +32,30 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     csv: str = Field(description='CSV path or glob, relative to the config file')
     eval_fraction: float = Field(0.2, gt=0, lt=1)
+    encoding: str = Field('auto', description='auto: UTF-8, or what a byte-order mark says (UTF-8, UTF-16); '
+                                              'else a Python codec name such as cp1252 or latin-1')
+    delimiter: str = Field('auto', description='auto: the most frequent of , ; tab | in the header line; '
+                                               'else one character, or tab')
+
+    @field_validator('encoding')
+    @classmethod
+    def _known_codec(cls, encoding):
+        if encoding != 'auto':
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise ValueError(f'unknown encoding {encoding!r}; use auto, utf-8, cp1252, latin-1 or another '
+                                 'Python codec name') from None
+        return encoding
+
+    @field_validator('delimiter')
+    @classmethod
+    def _one_character(cls, delimiter):
+        delimiter = '\t' if delimiter == 'tab' else delimiter
+        if delimiter != 'auto' and (len(delimiter) != 1 or delimiter in '"\r\n'):
+            raise ValueError(f'must be auto, tab or one character such as ; or |, got {delimiter!r} (a tab in '
+                             'YAML: tab, or "\\t" in double quotes)')
+        return delimiter
 
 
 class LabelConfig(_Strict):
@@ -201,7 +227,22 @@ class SelectionConfig(_Strict):
     direction: Literal['maximize', 'minimize'] = 'maximize'
 
 
+class FloorConfig(_Strict):
+    """The constant predictor every model must beat (components/majority_gate/): always answering the eval
+    split's most frequent class. A model at or below its accuracy is never blessed; on an imbalanced binary
+    label, where that accuracy is high for free, the model must also rank better than chance (AUC)."""
+    enabled: bool = Field(True, description='gate every model on the majority-class floor')
+    accuracy_margin: float = Field(
+        0.0, ge=0, lt=0.5, description="accuracy must exceed the eval split's majority-class rate by more than this")
+    auc_margin: float = Field(0.05, ge=0, lt=0.5,
+                              description='imbalanced binary labels: AUC must reach 0.5 (a constant) + this')
+    imbalanced_from: float = Field(0.6, gt=0.5, le=1, description='a binary label is imbalanced when its majority '
+                                                                  'class holds at least this share of the eval rows')
+
+
 class EvaluationConfig(_Strict):
+    floor: FloorConfig = Field(default_factory=FloorConfig,
+                               description='the majority-class floor every model must beat (on by default)')
     select: SelectionConfig = Field(default_factory=SelectionConfig,
                                     description='with several models: which blessed one is pushed')
     thresholds: Dict[Literal['accuracy', 'auc', 'precision', 'recall'],
@@ -227,22 +268,7 @@ class FairnessGate(_Strict):
     max_gap: Optional[float] = Field(None, gt=0, le=1)
 
     @model_validator(mode='after')
-class FloorConfig(_Strict):
-    """The constant predictor every model must beat (components/majority_gate/): always answering the eval
-    split's most frequent class. A model at or below its accuracy is never blessed; on an imbalanced binary
-    label, where that accuracy is high for free, the model must also rank better than chance (AUC)."""
-    enabled: bool = Field(True, description='gate every model on the majority-class floor')
-    accuracy_margin: float = Field(
-        0.0, ge=0, lt=0.5, description="accuracy must exceed the eval split's majority-class rate by more than this")
-    auc_margin: float = Field(0.05, ge=0, lt=0.5,
-                              description='imbalanced binary labels: AUC must reach 0.5 (a constant) + this')
-    imbalanced_from: float = Field(0.6, gt=0.5, le=1, description='a binary label is imbalanced when its majority '
-                                                                  'class holds at least this share of the eval rows')
-
-
     def _has_a_bound(self):
-    floor: FloorConfig = Field(default_factory=FloorConfig,
-                               description='the majority-class floor every model must beat (on by default)')
         if self.min is None and self.max is None and self.max_gap is None:
             raise ValueError(f'gate on {self.metric} has no bound: add min, max or max_gap')
         return self
@@ -426,6 +452,13 @@ class Config(_Strict):
         return sorted(glob.glob(self.csv_pattern))
 
     @property
+    def csv_bytes(self) -> Optional[int]:
+        """Total size of the CSV files; None for object storage (not looked up) or when nothing matches."""
+        if '://' in self.csv_pattern or not self.csv_files:
+            return None
+        return sum(os.path.getsize(f) for f in self.csv_files)
+
+    @property
     def run_path(self) -> str:
         if self.run_dir and '://' in self.run_dir:
             return self.run_dir.rstrip('/')
@@ -466,13 +499,6 @@ def _format_pydantic_error(err: dict) -> str:
     if kind == 'extra_forbidden':
         return f'{loc}: unknown key; remove it or check its spelling'
     if kind == 'missing':
-    @property
-    def csv_bytes(self) -> Optional[int]:
-        """Total size of the CSV files; None for object storage (not looked up) or when nothing matches."""
-        if '://' in self.csv_pattern or not self.csv_files:
-            return None
-        return sum(os.path.getsize(f) for f in self.csv_files)
-
         return f'{loc}: required key is missing; add it'
     if kind == 'union_tag_invalid':
         return f'{loc}: unknown kind {err["input"].get("kind")!r}; use one of {", ".join(FEATURE_KINDS)}'
@@ -488,16 +514,17 @@ def _format_pydantic_error(err: dict) -> str:
     return f'{loc}: {msg}' if loc else msg
 
 
-def read_csv_header(path: str) -> List[str]:
-    with open(path, newline='', encoding='utf-8-sig') as f:
-        return next(csv.reader(f), [])
+def read_csv_header(path: str, encoding: str = 'auto', delimiter: str = 'auto') -> List[str]:
+    """The column names as the run reads them (pipeline/csv_checks.py); a DataError for an empty or unreadable
+    file, so `validate` says what `run` would say."""
+    return read_header(path, sniff_format(path, encoding, delimiter))
 
 
 def _check_against_csv(config: Config) -> List[str]:
     files = config.csv_files
     if not files:
         return [f'data.csv: no file matches {config.csv_pattern}; fix the path (relative to the config file)']
-    header = read_csv_header(files[0])
+    header = read_csv_header(files[0], config.data.encoding, config.data.delimiter)
     columns = set(header)
     problems = []
     hint = f'columns of {os.path.basename(files[0])} are: {", ".join(header)}'
@@ -522,7 +549,8 @@ def _check_against_csv(config: Config) -> List[str]:
 
 
 def load_config(path: str, check_csv: bool = True) -> Config:
-    """Reads and validates a config file; raises ConfigError listing every problem found."""
+    """Reads and validates a config file; raises ConfigError listing every problem found, or DataError when the
+    first CSV file cannot be read (empty, undecodable)."""
     if not os.path.isfile(path):
         raise ConfigError(path, ['file not found; pass the path of a YAML config (tfx-tabular init writes one)'])
     try:

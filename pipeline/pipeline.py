@@ -124,12 +124,15 @@ def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, tra
     return {**evaluation, 'nodes': nodes}
 
 
-def create_pipeline(config, n_classes: int, local_metadata: bool = True) -> tfx.dsl.Pipeline:
+def create_pipeline(config, n_classes: int, local_metadata: bool = True,
+                    csv_pattern: Optional[str] = None) -> tfx.dsl.Pipeline:
+    """`csv_pattern`: the files CsvExampleGen reads, default data.csv (the runner passes its normalised copy)."""
     eval_buckets = max(1, round(SPLIT_BUCKETS * config.data.eval_fraction))
+    csv_pattern = csv_pattern or config.csv_pattern
     example_gen = StreamingCsvExampleGen(  # TFX's CsvExampleGen, with flat memory on the local DirectRunner
-        input_base=os.path.dirname(config.csv_pattern),
+        input_base=os.path.dirname(csv_pattern),
         input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name='all', pattern=os.path.basename(config.csv_pattern))]),
+            tfx.proto.Input.Split(name='all', pattern=os.path.basename(csv_pattern))]),
         output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(
             splits=example_splits(config, SPLIT_BUCKETS, eval_buckets))))  # train, [holdout,] eval
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Callable, Dict, Optional
 
-from pipeline.csv_checks import DataError, check_csv_files
+from pipeline.csv_checks import DataError, prepare_input
 
 # TensorFlow, TFX and Beam are imported inside run_pipeline, once stderr goes to the run log: importing them
 # prints pages of warnings.
@@ -97,7 +97,8 @@ def _anomalies_in(error: BaseException):
 
 def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
     """Checks the CSV, runs every component, and returns the run summary (also written to summary.json)."""
-    label_counts = check_csv_files(config.csv_files, config.label.column, config.label.type, config.label.delimiter)
+    scan, csv_pattern = prepare_input(config)  # checks every file; a normalised copy if CsvExampleGen would misread
+    label_counts = scan.label_counts
     if config.label.classes and set(config.label.classes) != set(label_counts):
         raise DataError(f'label.classes {config.label.classes} differ from the values of column '
                         f'{config.label.column!r} in the data {sorted(label_counts)}; make them match')
@@ -105,12 +106,15 @@ def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
     log_path = os.path.join(config.run_path, 'run.log')
     progress = _Progress(echo)
     echo(f'Running pipeline {config.name!r} ({sum(label_counts.values())} rows); full log: {log_path}')
+    if csv_pattern != config.csv_pattern:
+        why = sorted({reason for reasons in scan.rewrites.values() for reason in reasons})
+        echo(f'CsvExampleGen reads a normalised copy of data.csv ({"; ".join(why)}): {os.path.dirname(csv_pattern)}')
     restore = _route_logs(log_path, progress)
     try:
         from tfx import v1 as tfx
         from pipeline.pipeline import create_pipeline
         from pipeline.summary import summarize
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config, len(label_counts)))
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config, len(label_counts), csv_pattern=csv_pattern))
         summary = summarize(config, label_counts, log_path)
     except Exception as e:  # noqa: BLE001 - every failure becomes one readable message
         logging.getLogger('absl').exception('pipeline failed')
