@@ -1,7 +1,8 @@
-"""`tfx-tabular kubeflow compile|submit` (registered by pipeline/cli.py).
+"""`tfx-tabular kubeflow compile|submit|run-local` (registered by pipeline/cli.py).
 
-Exit codes as for the other commands: 0 done, 1 the server could not be reached or refused the run, 2 bad config,
-package or arguments. Every error is one line on stderr naming what is wrong and the fix.
+Exit codes as for the other commands: 0 done, 1 the server could not be reached or refused the run (submit) or a
+task failed (run-local), 2 bad config, package or arguments. Every error is one line on stderr naming what is
+wrong and the fix; run-local adds the failed task's last log lines under it.
 """
 import argparse
 import logging
@@ -95,6 +96,37 @@ def cmd_submit(args) -> int:
         return EXIT_FAILED if isinstance(e, SubmitFailed) else EXIT_BAD_INPUT
 
 
+def _duration(seconds: float) -> str:
+    return f'{seconds:.0f} s' if seconds < 60 else f'{int(seconds // 60)} min {seconds % 60:.0f} s'
+
+
+def cmd_run_local(args) -> int:
+    _quiet()
+    from kubeflow.run_local import RunLocalError, read_spec, run_local
+    try:
+        spec = read_spec(args.package)
+        image = next(iter(spec.deployment_spec['executors'].values()))['container']['image']
+        print(f'Running {args.package} (pipeline {spec.pipeline_info.name!r}, {len(spec.root.dag.tasks)} tasks) with '
+              f'kfp\'s local orchestration; each task is a subprocess of {sys.executable}, standing in for {image}.',
+              flush=True)
+        run = run_local(args.package, args.pipeline_root)
+    except RunLocalError as e:
+        print(f'tfx-tabular kubeflow run-local: {e}', file=sys.stderr)
+        return EXIT_BAD_INPUT
+    failed = run.failed
+    if failed:
+        print(f'tfx-tabular kubeflow run-local: task {failed.name} failed (exit code {failed.exit_code}); '
+              f'its log: {failed.log}; last lines:', file=sys.stderr)
+        for line in failed.tail:
+            print(f'  {line}', file=sys.stderr)
+        return EXIT_FAILED
+    pushed = run.pushed_to()
+    print(f'All {len(run.tasks)} tasks succeeded in {_duration(run.seconds)}. Artifacts and each task\'s log: '
+          f'{run.run_dir}')
+    print(f'Model pushed to {pushed}.' if pushed else 'No model pushed (none was blessed).')
+    return 0
+
+
 COMPILE_HELP = """\
 Compiles the pipeline `tfx-tabular run` runs (same config, same components) with TFX's KubeflowV2DagRunner into a
 Kubeflow Pipelines 2.x package. On the cluster every path in the config must be an object-storage URI (gs://,
@@ -107,11 +139,21 @@ protobuf 4 of TFX 1.15). Give a compiled --package, or --config and --image to c
 checks the package and builds the request without contacting any server."""
 
 
+RUN_LOCAL_HELP = """\
+Executes a compiled package on this machine with kfp's own local orchestration (kfp.local): the DAG in dependency
+order, each task's executor input built as KFP 2 builds it (artifact URIs under the pipeline root), its outputs read
+from executor_output.json and passed downstream. Each task runs the container's command and args as a subprocess of
+this virtualenv, which stands in for the pipeline image (same code, not the same image). Like open-source KFP 2 it
+runs no lifecycle hook. Not exercised: Kubernetes, Argo, KFP's driver and launcher, MLMD and its cache, object
+storage and its credentials. Paths in the package (data, push directory) are used as compiled: compile a config
+with local paths to run it here."""
+
+
 def add_commands(subparsers) -> None:
-    """Adds `kubeflow compile` and `kubeflow submit`; each handler takes args and returns an exit code."""
-    p = subparsers.add_parser('kubeflow', help='run the pipeline on Kubeflow Pipelines 2.x (compile, submit)',
-                              description='Compile the pipeline for Kubeflow Pipelines 2.x and start runs on a '
-                                          'cluster. The image comes from kubeflow/Dockerfile.')
+    """Adds `kubeflow compile`, `submit` and `run-local`; each handler takes args and returns an exit code."""
+    p = subparsers.add_parser('kubeflow', help='Kubeflow Pipelines 2.x: compile, run-local (check here), submit',
+                              description='Compile the pipeline for Kubeflow Pipelines 2.x, check the package here, '
+                                          'start runs on a cluster. The image comes from kubeflow/Dockerfile.')
     sub = p.add_subparsers(dest='kubeflow_command', required=True, metavar='KUBEFLOW_COMMAND')
 
     c = sub.add_parser('compile', help='write the Kubeflow Pipelines package (pipeline spec YAML) for a config',
@@ -146,3 +188,10 @@ def add_commands(subparsers) -> None:
     s.add_argument('--dry-run', action='store_true',
                    help='check the package and build the request, send nothing (no --host needed)')
     s.set_defaults(func=cmd_submit)
+
+    r = sub.add_parser('run-local', help='execute a compiled package here, each task a subprocess (no cluster)',
+                       description=RUN_LOCAL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument('--package', required=True, help='a package written by `tfx-tabular kubeflow compile`')
+    r.add_argument('--pipeline-root', default='kfp_local_outputs',
+                   help='local folder for the artifacts, one subfolder per run (default: ./kfp_local_outputs)')
+    r.set_defaults(func=cmd_run_local)

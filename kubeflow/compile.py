@@ -5,7 +5,12 @@ turns it into KFP's PipelineSpec. What differs on a cluster: Kubeflow keeps the 
 component runs in `--image`, and the pipeline root is the config's run_dir when that is an object-storage URI.
 The spec is checked before it is written: it must parse strictly into kfp's PipelineSpec and hold no node that
 open-source KFP 2 cannot run (TFX Resolver, InfraValidator).
+
+TFX writes the spec for Vertex AI; open-source KFP 2 runs it differently (`for_open_source_kfp`). What the
+backend does was read in kubeflow/pipelines, backend/src/v2 (driver/driver.go, component/launcher_v2.go,
+metadata/client.go, at 2.5.0 and at head); `tfx-tabular kubeflow run-local` executes the result.
 """
+import copy
 import csv
 import os
 import re
@@ -17,6 +22,12 @@ import yaml
 # Keys of the object-storage Secret (manifests/object-storage-secret.yaml) passed to every component as env vars:
 # tensorflow-io's s3:// filesystem and boto3 (Beam's s3 IO) read them.
 OBJECT_STORAGE_ENV = ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION', 'S3_ENDPOINT')
+
+# The container command of every component (kubeflow/entrypoint.py: TFX's entrypoint given the artifact types).
+ENTRYPOINT_COMMAND = ['python', '-m', 'kubeflow.entrypoint']
+
+# kfp's compiler names every ComponentSpec so; kfp.local strips the prefix to name a task's output folder.
+KFP_COMPONENT_PREFIX = 'comp-'
 
 # TFX's KubeflowV2 builder accepts these pipeline names only.
 _KFP_NAME = re.compile(r'[a-z0-9][a-z0-9-]{0,127}')
@@ -139,6 +150,32 @@ def _platform_spec(executors: List[str], secret: str) -> Dict:
     return {'platforms': {'kubernetes': {'deploymentSpec': {'executors': {e: config() for e in executors}}}}}
 
 
+def for_open_source_kfp(spec: Dict) -> Dict:
+    """TFX's spec (schema 2.1, written for Vertex AI) changed to what open-source KFP 2 runs as intended.
+
+    - Lifecycle hooks go: no backend code reads `lifecycle` (driver, launcher and Argo compiler alike), so
+      CsvExampleGen's `preCacheCheck` (TFX's file-based ExampleGen driver) never runs there. The executor does
+      not need it; it only computed span, version and the input fingerprint.
+    - Without that fingerprint KFP's cache key for ExampleGen is its parameters only: a changed CSV at the same
+      path would be a cache hit and the run would train on the old data. Those tasks run every time instead.
+    - Components are named `comp-<task>` as kfp's own compiler names them (KFP keys outputs by task name;
+      kfp's local runner derives its task folders from the component name and expects that prefix).
+    """
+    spec = copy.deepcopy(spec)
+    executors = spec['deploymentSpec']['executors']
+    fingerprinted = set()
+    for label, executor in executors.items():
+        if executor.get('container', {}).pop('lifecycle', None):
+            fingerprinted.add(label)
+    renamed = {name: f'{KFP_COMPONENT_PREFIX}{name}' for name in spec['components']}
+    spec['components'] = {renamed[name]: component for name, component in spec['components'].items()}
+    for task in spec['root']['dag']['tasks'].values():
+        task['componentRef']['name'] = renamed[task['componentRef']['name']]
+        if spec['components'][task['componentRef']['name']].get('executorLabel') in fingerprinted:
+            task['cachingOptions'] = {'enableCache': False}
+    return spec
+
+
 def check_spec(spec: Dict, platform: Optional[Dict] = None) -> List[str]:
     """Parses the spec strictly into kfp's protos and checks it runs on open-source KFP 2; returns the task names."""
     from google.protobuf import json_format
@@ -190,7 +227,11 @@ def compile_pipeline(config, image: str, output: str, secret: Optional[str] = No
     from tfx import version
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
     pipeline = kubeflow_pipeline(config)
-    runner = v2.KubeflowV2DagRunner(v2.KubeflowV2DagRunnerConfig(default_image=image))
+    # Spec 2.1: parameters as `parameterType` and `constant`, the only forms the open-source driver resolves
+    # (driver.go, resolveInputParameter: "param runtime value spec of type ... not implemented" otherwise), and
+    # the component's input definitions passed to the entrypoint, which reads `parameterValues` with them.
+    runner = v2.KubeflowV2DagRunner(v2.KubeflowV2DagRunnerConfig(
+        default_image=image, default_commands=ENTRYPOINT_COMMAND, use_pipeline_spec_2_1=True))
     try:
         job = runner.run(pipeline, write_out=False)
     except NotImplementedError as e:  # TFX's step builder: InfraValidator and the like
@@ -203,7 +244,7 @@ def compile_pipeline(config, image: str, output: str, secret: Optional[str] = No
                                f'\'tfx_tabular.{name.group(1).split(".")[-1]}\' (lowercase namespace, a dot, '
                                'CamelCase name); rename its TYPE_NAME') from None
         raise CompileError(f'TFX cannot compile this pipeline for Kubeflow: {e}') from None
-    spec = job['pipelineSpec']
+    spec = for_open_source_kfp(job['pipelineSpec'])
     pipeline_root = pipeline.pipeline_info.pipeline_root if is_uri(config.run_path) else None
     if pipeline_root:
         spec['defaultPipelineRoot'] = pipeline_root

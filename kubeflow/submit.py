@@ -41,7 +41,7 @@ def check_host(host: str) -> str:
     return host.rstrip('/')
 
 
-def _read_package(package: str):
+def read_package(package: str):
     """The package parsed by the kfp Client's own reader (PipelineSpec and PlatformSpec, strictly)."""
     from google.protobuf import json_format
     from kfp.client.client import _extract_pipeline_yaml
@@ -59,7 +59,7 @@ def prepare(package: str, experiment: Optional[str] = None, run_name: Optional[s
             pipeline_root: Optional[str] = None, service_account: Optional[str] = None) -> Submission:
     """Validates the package and builds the create-run request without contacting any server."""
     import kfp_server_api
-    doc = _read_package(package)
+    doc = read_package(package)
     name = doc.pipeline_spec.pipeline_info.name
     run_name = run_name or f'{name} {datetime.datetime.now():%Y-%m-%d %H-%M-%S}'
     if pipeline_root is not None and '://' not in pipeline_root:

@@ -40,10 +40,10 @@ def _strict_spec(doc):
 
 
 def _param(task, name):
-    """A constant string parameter of a task (schema 2.0.0 writes them as `constantValue.stringValue`)."""
+    """A constant string parameter of a task (schema 2.1.0: `constant`, the form open-source KFP resolves)."""
     runtime = task.inputs.parameters[name].runtime_value
-    assert runtime.HasField('constant_value'), f'{name} is not a constant'
-    return runtime.constant_value.string_value
+    assert runtime.HasField('constant'), f'{name} is not a constant'
+    return runtime.constant.string_value
 
 
 @pytest.fixture(scope='module')
@@ -66,7 +66,7 @@ def test_package_parses_strictly_and_kfp_client_accepts_it(compiled, name):
     config, package = compiled[name]
     spec_doc, platform_doc = _docs(package.path)
     spec = _strict_spec(spec_doc)
-    assert spec.pipeline_info.name == config.name and spec.schema_version == '2.0.0'
+    assert spec.pipeline_info.name == config.name and spec.schema_version == '2.1.0'
     doc = _extract_pipeline_yaml(package.path)  # what create_run_from_pipeline_package reads
     assert doc.pipeline_spec == spec
     assert set(doc.platform_spec.platforms) == {'kubernetes'}
@@ -76,7 +76,8 @@ def test_package_parses_strictly_and_kfp_client_accepts_it(compiled, name):
 @pytest.mark.parametrize('name', ['attrition', 'penguins', 'compare'])
 def test_every_component_has_its_image_arguments_and_dependencies(compiled, name):
     from google.protobuf import json_format
-    from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import KUBEFLOW_TFX_CMD
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from kubeflow.compile import ENTRYPOINT_COMMAND
     from pipeline.pipeline import create_pipeline, model_push_dir, node_id
     config, package = compiled[name]
     spec = _strict_spec(_docs(package.path)[0])
@@ -91,15 +92,24 @@ def test_every_component_has_its_image_arguments_and_dependencies(compiled, name
             producer = task.inputs.artifacts[key].task_output_artifact
             assert (producer.producer_task, producer.output_artifact_key) == (channel.producer_component_id,
                                                                              channel.output_key)
-        executor = executors[spec.components[task.component_ref.name].executor_label]
+        assert task.component_ref.name == f'comp-{component.id}'
+        component_spec = spec.components[task.component_ref.name]
+        executor = executors[component_spec.executor_label]
         assert set(executor) == {'container'}, f'{component.id} is not a plain container (resolver/importer)'
         container = executor['container']
         assert container['image'] == IMAGE
-        assert tuple(container['command']) == KUBEFLOW_TFX_CMD
+        assert container['command'] == ENTRYPOINT_COMMAND
+        assert 'lifecycle' not in container  # open-source KFP runs no lifecycle hook
         executor_class = component.executor_spec.executor_class
         assert container['args'][:2] == ['--executor_class_path',
                                          f'{executor_class.__module__}.{executor_class.__name__}']
-        assert container['args'][-len(config.beam.args):] == config.beam.args
+        # The declared input types, which the entrypoint restores on the input artifacts.
+        at = container['args'].index('--json_serialized_inputs_spec_args')
+        declared = json_format.Parse(container['args'][at + 1], pipeline_spec_pb2.ComponentInputsSpec())
+        assert declared == component_spec.input_definitions
+        beam_args = list(local.beam_pipeline_args)  # the config's, `direct_running_mode: auto` decided
+        assert container['args'][-len(beam_args):] == beam_args
+        assert task.caching_options.enable_cache is (component.id != 'CsvExampleGen')
     assert _param(tasks['CsvExampleGen'], 'input_base') == os.path.dirname(config.csv_pattern)
     assert _param(tasks['Transform'], 'preprocessing_fn') == 'transforms.preprocessing.preprocessing_fn'
     for model in config.models:
@@ -199,6 +209,95 @@ def test_a_resolver_is_refused(tmp_path):
     job = v2.KubeflowV2DagRunner(v2.KubeflowV2DagRunnerConfig(default_image=IMAGE)).run(pipeline, write_out=False)
     with pytest.raises(CompileError, match='is a resolver, which open-source Kubeflow Pipelines 2 cannot run'):
         check_spec(job['pipelineSpec'])
+
+
+def test_open_source_kfp_gets_no_lifecycle_hook_and_example_gen_no_stale_cache(small_config):
+    """TFX's spec for Vertex AI (preCacheCheck on CsvExampleGen) against what `compile` writes for open-source KFP."""
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
+    from kubeflow.compile import for_open_source_kfp, kubeflow_pipeline
+    write, _ = small_config
+    runner = v2.KubeflowV2DagRunner(v2.KubeflowV2DagRunnerConfig(default_image=IMAGE, use_pipeline_spec_2_1=True))
+    vertex = runner.run(kubeflow_pipeline(load_config(write())), write_out=False)['pipelineSpec']
+    hook = vertex['deploymentSpec']['executors']['CsvExampleGen_executor']['container']['lifecycle']['preCacheCheck']
+    assert hook['command'][-1] == 'tfx.orchestration.kubeflow.v2.file_based_example_gen.driver'
+    spec = for_open_source_kfp(vertex)
+    assert 'lifecycle' in vertex['deploymentSpec']['executors']['CsvExampleGen_executor']['container']  # a copy
+    assert not any('lifecycle' in e['container'] for e in spec['deploymentSpec']['executors'].values())
+    tasks = spec['root']['dag']['tasks']
+    assert {name for name, task in tasks.items() if not task['cachingOptions']['enableCache']} == {'CsvExampleGen'}
+    assert set(spec['components']) == {f'comp-{name}' for name in vertex['components']}
+    assert all(task['componentRef']['name'] == f'comp-{name}' for name, task in tasks.items())
+    _strict_spec(spec)
+
+
+# ---- the container entrypoint, on executor inputs shaped as open-source KFP 2 builds them ----------------------
+
+def _inputs_spec_arg(spec_doc, task):
+    """The `--json_serialized_inputs_spec_args` value compiled into a task's container."""
+    component = spec_doc['components'][f'comp-{task}']
+    args = spec_doc['deploymentSpec']['executors'][component['executorLabel']]['container']['args']
+    return component, args[args.index('--json_serialized_inputs_spec_args') + 1]
+
+
+def test_entrypoint_restores_the_input_types_open_source_kfp_leaves_out(compiled):
+    """The driver reads an upstream output back from MLMD: name = its MLMD id, metadata = what the producer wrote
+    plus display_name and store_session_info, type = `instanceSchema: ""` (metadata/client.go at 2.5.0)."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as tfx_utils
+    from tfx.types import standard_artifacts
+    from kubeflow.entrypoint import EntrypointError, with_declared_input_types
+    component, inputs_spec = _inputs_spec_arg(_docs(compiled['attrition'][1].path)[0], 'StatisticsGen')
+    uri = 's3://bucket/root/attrition/4f1c/CsvExampleGen/9e2d/examples'
+    oss_input = {
+        'inputs': {'artifacts': {'examples': {'artifacts': [{
+            'name': '17', 'type': {'instanceSchema': ''}, 'uri': uri,
+            'metadata': {'split_names': '["train", "eval"]', 'span': 0.0, 'tfx_version': '1.15.1',
+                         'display_name': 'examples', 'store_session_info': '{"Provider": "s3"}'}}]}},
+                   'parameterValues': {'exclude_splits': '[]'}},
+        'outputs': {'artifacts': {'statistics': {'artifacts': [{
+            'type': component['outputDefinitions']['artifacts']['statistics']['artifactType'],
+            'uri': 's3://bucket/root/attrition/4f1c/StatisticsGen/77aa/statistics'}]}},
+            'outputFile': '/tmp/kfp_outputs/output_metadata.json'}}
+    as_sent = json_format.ParseDict(oss_input, pipeline_spec_pb2.ExecutorInput())
+    with pytest.raises(AttributeError):  # TFX's own entrypoint: yaml.safe_load('') is None (tensorflow/tfx#7768)
+        tfx_utils.parse_raw_artifact_dict(as_sent.inputs.artifacts)
+    fixed = json_format.Parse(with_declared_input_types(json.dumps(oss_input), inputs_spec),
+                              pipeline_spec_pb2.ExecutorInput())
+    (examples,) = tfx_utils.parse_raw_artifact_dict(fixed.inputs.artifacts)['examples']
+    assert type(examples) is standard_artifacts.Examples
+    assert (examples.uri, examples.split_names, examples.span) == (uri, '["train", "eval"]', 0)
+    assert fixed.inputs.parameter_values == as_sent.inputs.parameter_values and fixed.outputs == as_sent.outputs
+    with pytest.raises(EntrypointError, match="input artifact 'examples' is not declared"):
+        with_declared_input_types(json.dumps(oss_input), '{}')
+
+
+def test_entrypoint_maps_this_packages_artifact_type_names_to_their_classes(monkeypatch):
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as tfx_utils
+    from components.confusion_cut.spec import ARTIFACT_TYPE, ConfusionCutArtifact
+    from kubeflow.entrypoint import EntrypointError, register_custom_types
+    monkeypatch.setattr(compiler_utils, 'TITLE_TO_CLASS_PATH', dict(compiler_utils.TITLE_TO_CLASS_PATH))
+
+    def executor_input(schema):
+        return json.dumps({'outputs': {'artifacts': {'confusion_cut': {'artifacts': [
+            {'type': {'instanceSchema': schema}, 'uri': '/root/ConfusionCut/confusion_cut'}]}}}})
+
+    schema = compiler_utils.get_artifact_schema(ConfusionCutArtifact)
+    with pytest.raises(ImportError, match=f"Could not import {ARTIFACT_TYPE}"):  # TFX imports the title as a path
+        tfx_utils.parse_raw_artifact_dict(
+            json_format.Parse(executor_input(schema), pipeline_spec_pb2.ExecutorInput()).outputs.artifacts)
+    executor = 'components.confusion_cut.executor.Executor'
+    assert register_custom_types(executor_input(schema), executor) == {
+        ARTIFACT_TYPE: 'components.confusion_cut.spec.ConfusionCutArtifact'}
+    parsed = json_format.Parse(executor_input(schema), pipeline_spec_pb2.ExecutorInput())
+    (cut,) = tfx_utils.parse_raw_artifact_dict(parsed.outputs.artifacts)['confusion_cut']
+    assert type(cut) is ConfusionCutArtifact
+    with pytest.raises(EntrypointError, match="artifact type 'tfx_tabular.Nowhere': no artifact class with that "
+                                              "TYPE_NAME is imported by components.confusion_cut.executor"):
+        register_custom_types(executor_input(schema.replace(ARTIFACT_TYPE, 'tfx_tabular.Nowhere')), executor)
 
 
 # ---- Beam profiles ------------------------------------------------------------------------------------------
@@ -431,10 +530,13 @@ def test_cli_errors_are_one_line(args, code, message):
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize('command', ['compile', 'submit'])
-def test_cli_help(command):
+@pytest.mark.parametrize('command, option, words', [
+    ('compile', '--config', 'Kubeflow Pipelines 2.x'), ('submit', '--config', 'Kubeflow Pipelines 2.x'),
+    ('run-local', '--package', "kfp's own local orchestration"),
+])
+def test_cli_help(command, option, words):
     result = run_cli('kubeflow', command, '--help')
-    assert result.returncode == 0 and '--config' in result.stdout and 'Kubeflow Pipelines 2.x' in result.stdout
+    assert result.returncode == 0 and option in result.stdout and words in result.stdout
 
 
 # ---- the image's s3:// hook -------------------------------------------------------------------------------------
