@@ -5,6 +5,7 @@ Rows come from a seeded generator, so every call writes the same bytes. `churn_r
 depends on `age`, `income` and `plan`.
 """
 import codecs
+import csv
 import os
 import random
 from typing import List, Sequence
@@ -157,3 +158,18 @@ def wide(folder, columns: int = 300, n: int = 120) -> str:
         digit = rng.randint(0, 2)
         rows.append([min(16, max(0, digit * 5 + rng.randint(-2, 2) + i % 3)) for i in range(columns)] + [digit])
     return _write(folder, 'wide.csv', _lines(rows))
+
+
+def excel_weird_names(folder, n: int = 240) -> str:
+    """Everything at once, as a European Excel writes it: `weird_names`' columns, a byte-order mark, `;` between
+    fields, decimal commas, and missing-value tokens in two numeric columns."""
+    rows = [next(csv.reader([line]))
+            for line in open(weird_names(folder, n), encoding='utf-8').read().splitlines()]
+    for i, row in enumerate(rows[1:]):
+        if i % 7 == 3:
+            row[0] = NA_TOKENS[i % len(NA_TOKENS)]
+        if i % 11 == 5:
+            row[2] = NA_TOKENS[(i + 1) % len(NA_TOKENS)]
+        row[5], row[6] = row[5].replace('.', ','), row[6].replace('.', ',')
+        row[0] = row[0].replace('.', ',')
+    return _write(folder, 'excel_weird_names.csv', _lines(rows, ';'), bom=True)
