@@ -1,10 +1,11 @@
 """Trainer `run_fn`: a Keras model or a canned tf.estimator on the tf.Transform output, exported with the same
 serving signatures whatever the kind, so TF Serving, TFMA and every component downstream treat them alike.
 
-Kinds: keras_dnn, keras_wide_deep (Keras `fit`); estimator_dnn, estimator_linear, estimator_wide_deep
-(`tf.estimator.train_and_evaluate`; DNNClassifier, LinearClassifier, DNNLinearCombinedClassifier, or the
-*Estimator variants with a MultiLabelHead). An estimator is first exported as a TF1 SavedModel over transformed
-features, then loaded and wrapped with the Transform graph, as a Keras model is.
+Kinds (pipeline.config.MODEL_KINDS): keras_dnn, keras_wide_deep (Keras `fit`); estimator_dnn, estimator_linear,
+estimator_wide_deep (`tf.estimator.train_and_evaluate`; DNNClassifier, LinearClassifier,
+DNNLinearCombinedClassifier, or the *Estimator variants with a MultiLabelHead); gradient_boosted_trees (YDF,
+compiled into TensorFlow ops: components/trees/). An estimator is first exported as a TF1 SavedModel over
+transformed features, then loaded and wrapped with the Transform graph, as a Keras model and the trees are.
 
 Signatures of the exported SavedModel:
   serving_default     serialized tf.Example (raw CSV values)  -> classes, scores, probabilities
@@ -26,6 +27,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from pipeline.config import MODEL_KINDS
 from transforms.feature_columns import feature_columns, keras_inputs, linear_columns, wide_columns
 from transforms.preprocessing import LABEL_VOCABULARY, argument_keys, label_key, parse_custom_config
 
@@ -343,6 +345,15 @@ def _train_estimator(fn_args, features, label, names, tf_transform_output, model
     return holder, probabilities
 
 
+def _train_trees(fn_args, features, label, names, tf_transform_output, model_cfg):
+    """YDF gradient-boosted trees on the transformed examples, compiled into TensorFlow ops (components/trees/)."""
+    from components.trees.training import train_trees
+    return train_trees(fn_args, features, label, names, tf_transform_output, model_cfg)
+
+
+TRAINERS = {'keras': _train_keras, 'estimator': _train_estimator, 'trees': _train_trees}  # ModelKind.trainer
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     features, label = parse_custom_config(fn_args.custom_config)
     model_cfg = fn_args.custom_config['model']
@@ -353,7 +364,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(label, tf_transform_output)
     tf.keras.utils.set_random_seed(model_cfg['seed'])
-    train = _train_estimator if model_cfg['kind'].startswith('estimator_') else _train_keras
+    train = TRAINERS[MODEL_KINDS[model_cfg['kind']].trainer]
     holder, probabilities = train(fn_args, features, label, names, tf_transform_output, model_cfg)
 
     raw_columns = [n for n, f in features.items() if f.kind != 'crossed']

@@ -8,7 +8,7 @@ from __future__ import annotations
 import codecs
 import glob
 import os
-from typing import Annotated, Dict, List, Literal, Optional, Union
+from typing import Annotated, Dict, List, Literal, NamedTuple, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -123,7 +123,43 @@ Feature = Annotated[
 FEATURE_KINDS = ('numeric', 'bucketized', 'categorical', 'hashed', 'crossed')
 
 
-MODEL_KINDS = ('keras_dnn', 'keras_wide_deep', 'estimator_dnn', 'estimator_linear', 'estimator_wide_deep')
+class ModelKind(NamedTuple):
+    """What a model kind is, for the code that treats kinds differently (instead of testing name prefixes)."""
+    builds: str       # what the Trainer builds
+    trainer: str      # which path of components/trainer.py trains it: keras | estimator | trees
+    projector: bool   # has hidden layers for the Embedding Projector (EmbeddingMetadataGen)
+    tunable: bool     # the Tuner (keras-tuner) can search it
+    wide: bool        # has a linear part on one-hot ids, so needs an id feature
+
+
+MODEL_KINDS = {
+    'keras_dnn': ModelKind('Keras DNN', 'keras', projector=True, tunable=True, wide=False),
+    'keras_wide_deep': ModelKind('Keras DNN + linear part on one-hot ids', 'keras', True, True, True),
+    'estimator_dnn': ModelKind('tf.estimator DNNClassifier (DNNEstimator)', 'estimator', True, False, False),
+    'estimator_linear': ModelKind('tf.estimator LinearClassifier (LinearEstimator)', 'estimator', False, False, False),
+    'estimator_wide_deep': ModelKind('tf.estimator DNNLinearCombinedClassifier (…Estimator)', 'estimator', True,
+                                     False, True),
+    'gradient_boosted_trees': ModelKind('YDF gradient-boosted trees compiled into TensorFlow ops', 'trees', False,
+                                        False, False),
+}
+KIND_NAMES = tuple(MODEL_KINDS)
+# ModelConfig fields only the neural kinds read: set on a tree kind they are a config error, not silently ignored.
+NEURAL_FIELDS = ('hidden_units', 'dropout', 'optimizer', 'learning_rate', 'batch_size', 'epochs',
+                 'early_stopping_patience', 'tuning')
+
+
+class TreesConfig(_Strict):
+    """Gradient-boosted trees (kind gradient_boosted_trees, components/trees/), trained by YDF on the tf.Transform
+    output and compiled into TensorFlow ops for serving."""
+    num_trees: int = Field(300, ge=1, le=5000, description='boosting iterations at most (multi-class: trees per '
+                                                           'class)')
+    max_depth: int = Field(6, ge=2, le=12)
+    shrinkage: float = Field(0.1, gt=0, le=1, description='learning rate: each tree\'s contribution is scaled by it')
+    min_examples: int = Field(5, ge=1, description='fewest training examples in a leaf')
+    subsample: float = Field(1.0, gt=0, le=1, description='share of the training rows each tree is grown on')
+    l2_regularization: float = Field(0.0, ge=0)
+    early_stopping: bool = Field(True, description='stop once the eval-split loss has not improved for 30 '
+                                                   'iterations, keeping the best number of trees')
 
 
 class LearningRateRange(_Strict):
@@ -184,8 +220,7 @@ class ModelConfig(_Strict):
     name: Optional[str] = Field(None, pattern=r'^[a-z][a-z0-9_]{0,30}$',
                                 description='names the model in the comparison and its pipeline nodes; '
                                             'default: its kind')
-    kind: Literal['keras_dnn', 'keras_wide_deep', 'estimator_dnn', 'estimator_linear',
-                  'estimator_wide_deep'] = 'keras_dnn'
+    kind: Literal[KIND_NAMES] = 'keras_dnn'
     head: Optional[Literal['binary', 'multiclass', 'multilabel']] = Field(
         None, description='the output head; default and only valid value: the label type')
     hidden_units: List[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [64, 32], min_length=1)
@@ -203,6 +238,7 @@ class ModelConfig(_Strict):
     eval_steps: int = Field(50, ge=1)
     tuning: Optional[TuningConfig] = Field(None, description='hyper-parameter search and/or learning-rate range '
                                                              'test; Keras kinds only')
+    trees: Optional[TreesConfig] = Field(None, description='gradient_boosted_trees only; default: TreesConfig()')
 
     @model_validator(mode='after')
     def _default_name(self):
@@ -212,9 +248,24 @@ class ModelConfig(_Strict):
 
     @model_validator(mode='after')
     def _tuning_fits_kind(self):
-        if self.tuning is not None and not self.kind.startswith('keras_'):
-            raise ValueError(f'tuning applies to Keras kinds only (keras_dnn, keras_wide_deep), not {self.kind}: '
-                             'remove tuning or use a Keras kind')
+        if self.tuning is not None and not MODEL_KINDS[self.kind].tunable:
+            tunable = ', '.join(k for k, v in MODEL_KINDS.items() if v.tunable)
+            raise ValueError(f'tuning applies to Keras kinds only ({tunable}), not {self.kind}: remove tuning or use '
+                             'a Keras kind')
+        return self
+
+    @model_validator(mode='after')
+    def _options_fit_kind(self):
+        """Tree options on a tree kind only, and the neural kinds' options not on it (defaults filled in)."""
+        if MODEL_KINDS[self.kind].trainer == 'trees':
+            neural = [f for f in NEURAL_FIELDS if f in self.model_fields_set and getattr(self, f) != type(
+                self).model_fields[f].get_default(call_default_factory=True)]
+            if neural:
+                raise ValueError(f'{", ".join(neural)}: not used by kind {self.kind} (set its options under trees: '
+                                 'num_trees, max_depth, shrinkage, ...); remove them')
+            self.trees = self.trees or TreesConfig()
+        elif self.trees is not None:
+            raise ValueError(f'trees: applies to kind gradient_boosted_trees only, not {self.kind}; remove it')
         return self
 
 
@@ -404,7 +455,7 @@ class Config(_Strict):
         embedding_only = all(f.kind != 'numeric' and f.embedding_dim for f in self.features.values())
         for i, m in enumerate(self.models):
             where = f'models[{i}] ({m.name})'
-            if m.kind.endswith('wide_deep') and numeric_only:
+            if MODEL_KINDS[m.kind].wide and numeric_only:
                 raise ValueError(f'{where}: kind {m.kind} needs at least one categorical, bucketized, hashed or '
                                  'crossed feature for its wide part; use a dnn kind for numeric-only features')
             if m.kind == 'estimator_linear' and embedding_only:
@@ -431,6 +482,10 @@ class Config(_Strict):
         h.base = h.base or names[0]
         if h.base not in names:
             raise ValueError(f'hierarchical.base: {h.base!r} is not a model name; use one of {", ".join(names)}')
+        base_kind = next(m.kind for m in self.models if m.name == h.base)
+        if MODEL_KINDS[base_kind].trainer == 'trees':
+            raise ValueError(f'hierarchical.base: {h.base!r} is a {base_kind} model, which the hierarchical model '
+                             'cannot freeze inside itself yet; name a Keras or estimator model')
         if self.data.eval_fraction + h.holdout_fraction > 0.5:
             raise ValueError(f'hierarchical.holdout_fraction: {h.holdout_fraction} with data.eval_fraction '
                              f'{self.data.eval_fraction} leaves less than half the rows for training; lower either')

@@ -27,6 +27,7 @@ from components.majority_gate import MajorityGate
 from components.model_selector import ModelSelector
 from components.pusher import ATOMIC_PUSH_EXECUTOR
 from components.served_model import BaselineEvaluator, ServedModel
+from pipeline.config import MODEL_KINDS
 from transforms.preprocessing import custom_config
 from kubeflow.beam_profiles import resolve_running_mode
 
@@ -118,9 +119,9 @@ def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, tra
         slicing=config.slice_columns, max_examples=config.embeddings.examples).with_id(ids('EmbeddingMetadataGen'))
     evaluation = _evaluation_nodes(config, model_cfg.name, trainer.outputs['model'], n_classes, example_gen,
                                    transform)
-    # A linear model has no hidden layer for the projector to show.
+    # A linear model and trees have no hidden layer for the projector to show.
     nodes = ([tuner] if tuner else []) + [trainer] + (
-        [embedding_metadata] if model_cfg.kind != 'estimator_linear' else []) + evaluation['nodes']
+        [embedding_metadata] if MODEL_KINDS[model_cfg.kind].projector else []) + evaluation['nodes']
     return {**evaluation, 'nodes': nodes}
 
 

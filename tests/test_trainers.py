@@ -1,7 +1,7 @@
 """Every model kind x every label type: trained a few steps by the real `run_fn` on a real tf.Transform output,
 exported, evaluated by TFMA with the Evaluator's own config, and asked a TF Serving Classify request.
 
-One tf.Transform run and one TFMA run (all five models side by side) per label type keep this under a few minutes.
+One tf.Transform run and one TFMA run (all six models side by side) per label type keep this under a few minutes.
 """
 import os
 import random
@@ -65,9 +65,13 @@ def _example(row) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+NEURAL = {'hidden_units': [8], 'dropout': 0, 'learning_rate': 0.05, 'batch_size': 16, 'epochs': 3}
+TREES = {'trees': {'num_trees': 20, 'max_depth': 3}}
+
+
 def _config(label_type: str) -> Config:
-    models = [{'kind': k, 'hidden_units': [8], 'dropout': 0, 'learning_rate': 0.05, 'batch_size': 16,
-               'train_steps': STEPS, 'eval_steps': 2, 'epochs': 3} for k in MODEL_KINDS]
+    models = [{'kind': k, 'train_steps': STEPS, 'eval_steps': 2,
+               **(TREES if MODEL_KINDS[k].trainer == 'trees' else NEURAL)} for k in MODEL_KINDS]
     return Config(name='t', data={'csv': 'x.csv'}, serving={'model_name': 't'}, features=FEATURES,
                   label=LABELS[label_type], models=models, slicing=['city'])
 
@@ -82,7 +86,7 @@ def _write(path: str, records, gzip: bool = False) -> str:
 
 @pytest.fixture(scope='module', params=list(LABELS))
 def trained(request, tmp_path_factory):
-    """(label type, config, {kind: serving dir}, raw example file, rows): five models on one Transform output."""
+    """(label type, config, {kind: serving dir}, raw example file, rows): every kind on one Transform output."""
     label_type = request.param
     out = tmp_path_factory.mktemp(label_type)
     config = _config(label_type)
@@ -153,7 +157,7 @@ def test_every_kind_answers_classify_with_class_names(trained):
 
 
 def test_every_kind_is_evaluated_by_tfma_side_by_side(trained):
-    """One TFMA run over all five models with the Evaluator's metrics; each learnt something."""
+    """One TFMA run over all the models with the Evaluator's metrics; each learnt something."""
     label_type, config, models, raw_file, rows, out = trained
     n_classes = {'binary': 2, 'multiclass': 3, 'multilabel': 4}[label_type]
     base = eval_config(config, n_classes)

@@ -1,0 +1,215 @@
+"""Gradient-boosted trees (components/trees/): trained by YDF on a real tf.Transform output, compiled into core
+TensorFlow ops, exported by the real `run_fn`. The exported model's scores equal YDF's own on the eval rows for
+every label type; the compiled trees use both kinds of condition; feature importances name the config's columns.
+(TFMA, Classify and the three signatures for this kind, beside the other kinds: tests/test_trainers.py.)
+"""
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
+from tfx_bsl.public import tfxio
+
+from components.trainer import class_names, run_fn
+from components.trees.compile import CompiledTrees, forest_from_ydf
+from components.trees.training import IMPORTANCES_FILE, read_split, train_models
+from pipeline.config import Config, ConfigError, load_config
+from tests.conftest import run_transform
+from transforms.feature_columns import num_ids
+from transforms.preprocessing import custom_config, transformed_name
+
+FEATURES = {
+    'income': {'kind': 'numeric'},
+    'age': {'kind': 'bucketized', 'buckets': 8},
+    'city': {'kind': 'categorical'},
+    'job role': {'kind': 'hashed', 'hash_buckets': 16},    # not an identifier: feature_key maps it
+    'city_x_job': {'kind': 'crossed', 'columns': ['city', 'job role'], 'hash_buckets': 20},
+}
+SPEC = {'income': tf.io.FixedLenFeature([], tf.float32), 'age': tf.io.FixedLenFeature([], tf.float32),
+        'city': tf.io.FixedLenFeature([], tf.string), 'job role': tf.io.FixedLenFeature([], tf.string),
+        'y': tf.io.FixedLenFeature([], tf.string)}
+LABELS = {'binary': {'column': 'y', 'type': 'binary', 'classes': ['stay', 'leave']},
+          'multiclass': {'column': 'y', 'type': 'multiclass'},
+          'multilabel': {'column': 'y', 'type': 'multilabel'}}
+NORTH = {'c1', 'c4', 'c7', 'c9'}  # cities whose ids say nothing in order: only a set-membership split finds them
+TREES = {'num_trees': 40, 'max_depth': 4, 'min_examples': 3}
+
+
+def _label(label_type: str, score: float, row) -> str:
+    if label_type == 'binary':
+        return 'leave' if score > 1.2 else 'stay'
+    if label_type == 'multiclass':
+        return 'low' if score < 0.7 else 'mid' if score < 1.6 else 'high'
+    tags = ['north'] * (row['city'] in NORTH) + ['senior'] * (row['age'] > 50) + ['rich'] * (row['income'] > 1)
+    return '|'.join(tags + ['any'])  # 'any' on every row: a constant class, answered by its bias
+
+
+def _rows(label_type: str, n: int = 800):
+    rng = random.Random(11)
+    rows = []
+    for i in range(n):
+        # c11 is rare (YDF folds values seen under 5 times into its out-of-dictionary item)
+        row = {'income': rng.gauss(0, 1), 'age': rng.uniform(20, 65),
+               'city': 'c11' if i % 300 == 0 else f'c{rng.randrange(11)}', 'job role': rng.choice(['a b', 'c', 'd e'])}
+        score = 1.2 * (row['city'] in NORTH) + 0.8 * (row['age'] > 45) + 0.5 * row['income'] + rng.gauss(0, 0.3)
+        rows.append({**row, 'y': _label(label_type, score, row)})
+    return rows
+
+
+def _example(row) -> bytes:
+    feature = {k: tf.train.Feature(float_list=tf.train.FloatList(value=[v])) if isinstance(v, float)
+               else tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()])) for k, v in row.items()}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _write(path: str, records) -> str:
+    with tf.io.TFRecordWriter(path) as writer:
+        for r in records:
+            writer.write(r)
+    return path
+
+
+def _data_accessor():
+    def factory(files, options, schema):
+        return tfxio.TFExampleRecord(file_pattern=files, schema=schema).TensorFlowDataset(options)
+    return DataAccessor(tf_dataset_factory=factory, record_batch_factory=None, data_view_decode_fn=None)
+
+
+@pytest.fixture(scope='module', params=list(LABELS))
+def exported(request, tmp_path_factory):
+    """(label type, config, fn_args, eval rows): trees exported by run_fn, trained on 600 rows, 200 for eval."""
+    label_type = request.param
+    out = tmp_path_factory.mktemp(f'trees_{label_type}')
+    config = Config(name='t', data={'csv': 'x.csv'}, serving={'model_name': 't'}, features=FEATURES,
+                    label=LABELS[label_type], model={'kind': 'gradient_boosted_trees', 'trees': TREES})
+    rows = _rows(label_type)
+    transform_dir = str(out / 'transform')
+    transformed, metadata = run_transform(config, rows, SPEC, transform_dir)
+    coder = tft.coders.ExampleProtoCoder(metadata.schema)
+    train = _write(str(out / 'train.tfrecord'), [coder.encode(r) for r in transformed[:600]])
+    evaluation = _write(str(out / 'eval.tfrecord'), [coder.encode(r) for r in transformed[600:]])
+    fn_args = FnArgs(
+        train_files=[train], eval_files=[evaluation], transform_output=transform_dir,
+        serving_model_dir=str(out / 'serving'), model_run_dir=str(out / 'run'), train_steps=1, eval_steps=1,
+        schema_file=None, custom_config={**custom_config(config), 'model': config.models[0].model_dump(mode='json')},
+        data_accessor=_data_accessor())
+    run_fn(fn_args)
+    return label_type, config, fn_args, rows[600:]
+
+
+def _ydf_probabilities(models, label_type, x, n_classes):
+    """YDF's own scores of rows `x`, as [rows, classes] in our class-id order (binary: P(class 1), [rows, 1])."""
+    def positive(model):
+        p = model.predict(x)
+        return p if model.label_classes()[1] == '1' else 1 - p
+    if label_type == 'binary':
+        return positive(models[0])[:, np.newaxis]
+    if label_type == 'multiclass':
+        (model,) = models
+        probabilities = np.zeros((len(next(iter(x.values()))), n_classes))
+        probabilities[:, [int(c) for c in model.label_classes()]] = model.predict(x)
+        return probabilities
+    rows = len(next(iter(x.values())))
+    return np.stack([np.full(rows, 1 / (1 + np.exp(-m))) if isinstance(m, float) else positive(m) for m in models],
+                    axis=1)
+
+
+def test_exported_scores_equal_ydf_on_the_eval_rows(exported):
+    """The same training (YDF is seeded) repeated here: YDF's predictions on the transformed eval rows equal what
+    the exported SavedModel answers for the raw eval rows, through the Transform graph and the compiled trees."""
+    label_type, config, fn_args, eval_rows = exported
+    features, label = config.features, config.label
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    n = len(class_names(label, tft_output))
+    x, y = read_split(fn_args, fn_args.train_files, tft_output, label, n)
+    valid_x, valid_y = read_split(fn_args, fn_args.eval_files, tft_output, label, n)
+    models = train_models(x, y, valid_x, valid_y, features, label.type, config.models[0].trees.model_dump(), 42)
+    expected = _ydf_probabilities(models, label_type, valid_x, n)
+
+    model = tf.saved_model.load(fn_args.serving_model_dir)
+    raw = model.signatures['serving_default'](inputs=tf.constant([_example(
+        {k: v for k, v in r.items() if k != 'y'}) for r in eval_rows]))
+    served = raw['probabilities'].numpy()
+    assert served.shape == expected.shape == (200, 1 if label_type == 'binary' else n)
+    np.testing.assert_allclose(served, expected, atol=2e-6)
+    if label_type != 'multilabel':  # trees that learnt something: the eval rows mostly right
+        truth = valid_y if label_type == 'multiclass' else valid_y[:, np.newaxis]
+        predicted = served.argmax(axis=1) if label_type == 'multiclass' else served > 0.5
+        assert (predicted.reshape(truth.shape) == truth).mean() > 0.8
+    else:
+        constant = class_names(label, tft_output).index('any')
+        assert isinstance(models[constant], float) and (served[:, constant] > 0.99).all()
+
+
+def test_compiled_trees_use_sets_for_ids_and_thresholds_for_numbers(exported):
+    """Vocabulary, hash and cross ids are split by set membership; numbers and bucket ids by thresholds. The
+    north cities (ids in no order) are found by one membership test, which no single threshold could do."""
+    label_type, config, fn_args, _ = exported
+    if label_type != 'binary':
+        pytest.skip('one label type is enough to look inside')
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    x, y = read_split(fn_args, fn_args.train_files, tft_output, config.label, 2)
+    valid_x, valid_y = read_split(fn_args, fn_args.eval_files, tft_output, config.label, 2)
+    models = train_models(x, y, valid_x, valid_y, config.features, 'binary', config.models[0].trees.model_dump(), 42)
+    keys = [transformed_name(f) for f in config.features]
+    sizes = {transformed_name(f): num_ids(f, s, tft_output) for f, s in config.features.items()
+             if s.kind in ('categorical', 'hashed', 'crossed')}
+    forest = forest_from_ydf(models, 'binary', 2, keys, sizes)
+    kinds = {}
+    for feature, categorical, pos, j in zip(forest.feature, forest.categorical, forest.pos,
+                                            range(len(forest.feature))):
+        if pos != j:  # not a leaf
+            kinds.setdefault(keys[feature], set()).add('set' if categorical else 'threshold')
+    assert kinds['city_xf'] == {'set'} and kinds['income_xf'] == {'threshold'} and kinds['age_xf'] == {'threshold'}
+    city_ids = tft_output.vocabulary_by_name('city')
+    root = forest.feature[0]  # the first tree's root: the strongest single split
+    assert keys[root] == 'city_xf' and forest.categorical[0]
+    lookup = forest.id_index[forest.index_offset[0]:forest.index_offset[0] + forest.id_limit[0] + 1]
+    mask = forest.members[forest.mask_offset[0]:]
+    north = {city_ids[i].decode() for i in range(len(city_ids)) if mask[lookup[i]]} - {'c11'}
+    assert north in (NORTH, {c.decode() for c in city_ids} - NORTH - {'c11'})
+    # the rare city shares YDF's out-of-dictionary item with ids never seen (the OOV bucket)
+    rare, oov = [i for i, c in enumerate(city_ids) if c == b'c11'], len(city_ids)
+    assert lookup[rare[0]] == lookup[oov] == 0
+
+    compiled = CompiledTrees(forest)
+    probabilities = compiled({k: tf.constant(v) for k, v in valid_x.items()}).numpy()
+    np.testing.assert_allclose(probabilities, _ydf_probabilities(models, 'binary', valid_x, 2), atol=2e-6)
+
+
+def test_feature_importances_name_the_configs_columns(exported):
+    label_type, config, fn_args, _ = exported
+    with open(os.path.join(fn_args.model_run_dir, IMPORTANCES_FILE)) as f:
+        importances = json.load(f)
+    assert [i['feature'] for i in importances] != [] and {i['feature'] for i in importances} == set(FEATURES)
+    assert sum(i['importance'] for i in importances) == pytest.approx(1.0, abs=1e-4)
+    assert [i['importance'] for i in importances] == sorted((i['importance'] for i in importances), reverse=True)
+    if label_type != 'multilabel':  # city and income drive every label; job role drives none
+        top = [i['feature'] for i in importances[:3]]
+        assert 'city' in top and 'income' in top
+        assert next(i['importance'] for i in importances if i['feature'] == 'job role') < importances[0]['importance'] / 5
+    curves = os.path.join(fn_args.model_run_dir, 'training_curves.png')
+    assert os.path.getsize(curves) > 0
+    assert tf.io.gfile.glob(os.path.join(fn_args.model_run_dir, 'eval', 'events.out.tfevents.*'))
+
+
+def test_tree_options_are_config_errors_on_other_kinds(small_config):
+    write, raw = small_config
+    raw['model'] = {'kind': 'gradient_boosted_trees', 'hidden_units': [8], 'trees': {'num_trees': 50}}
+    with pytest.raises(ConfigError) as err:
+        load_config(write(raw))
+    assert err.value.problems == ['model: hidden_units: not used by kind gradient_boosted_trees (set its options '
+                                  'under trees: num_trees, max_depth, shrinkage, ...); remove them']
+    raw['model'] = {'kind': 'keras_dnn', 'trees': {'num_trees': 50}}
+    with pytest.raises(ConfigError, match='trees: applies to kind gradient_boosted_trees only, not keras_dnn'):
+        load_config(write(raw))
+    raw['model'] = {'kind': 'gradient_boosted_trees', 'trees': {'max_depth': 40}}
+    with pytest.raises(ConfigError, match='model.trees.max_depth'):
+        load_config(write(raw))
+    raw['model'] = {'kind': 'gradient_boosted_trees'}
+    assert load_config(write(raw)).models[0].trees.num_trees == 300
+
