@@ -8,7 +8,8 @@ When a run evaluates several models (`models:`, or the hierarchical model beside
 comes first: model x overall metric with blessing and failures, the pushed one marked, the selection rule, and bars
 side by side (overall, per slice, per class for multi-class, the fairness gates' metric per group); for a
 hierarchical run, the max cut (ConfusionCut's graph, value, bound, sides) and the base and hierarchical confusion
-matrices. The pushed model's (else the first's) sections follow, as for one model.
+matrices. The pushed model's (else the first's) sections follow, as for one model. Tree models add their feature
+importances (and say why they have no Embedding Projector output).
 """
 import base64
 import html
@@ -121,6 +122,38 @@ def _metrics_figure(overall: Dict[str, float], thresholds: Dict[str, float],
     ax.set_title('Overall metrics (black line: blessing threshold; red dashed: majority-class floor)'
                  if floor else 'Overall metrics (black line: blessing threshold)', fontsize=10)
     return _png(fig)
+
+
+def _importances_figure(model: str, importances: List[Dict], top: int = 20) -> str:
+    """Horizontal bars: each feature's share of the trees' loss reduction, largest on top."""
+    plt = _pyplot()
+    shown = importances[:top]
+    fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(shown) + 1.2))
+    ax.barh([i['feature'] for i in shown], [i['importance'] for i in shown], color='#2e86c1')
+    for y, i in enumerate(shown):
+        ax.text(i['importance'], y, f' {i["importance"]:.3f}', va='center', fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max([i['importance'] for i in shown] + [0.01]) * 1.18)
+    ax.set_xlabel('share of the loss reduction of all splits')
+    ax.set_title(f'Feature importances, {model}' + (f' (top {top} of {len(importances)})'
+                                                    if len(importances) > top else ''), fontsize=10)
+    return _png(fig)
+
+
+def _explanations_section(summary: Dict, config) -> List[str]:
+    """Tree models: feature importances, and why they have no Embedding Projector output."""
+    from pipeline.config import MODEL_KINDS
+    parts = []
+    for model, importances in (summary.get('feature_importances') or {}).items():
+        parts += [f'<h2>Feature importances: {html.escape(model)}</h2>', _importances_figure(model, importances),
+                  '<p>Each feature\'s share of the loss reduction of every split on it, over all the trees (YDF\'s '
+                  'SUM_SCORE), by the config\'s feature names; crossed features by their own name.</p>']
+    trees = [m.name for m in config.models if MODEL_KINDS[m.kind].trainer == 'trees']
+    if trees:
+        parts.append(f'<p>No Embedding Projector output for {html.escape(", ".join(trees))}: gradient-boosted trees '
+                     'learn no vectors (no embeddings, no hidden layers) to project; the feature importances show '
+                     'what they rely on.</p>')
+    return parts
 
 
 def _slices_figure(metrics: Dict[str, Dict[str, float]], metric: str) -> str:
@@ -875,6 +908,7 @@ def write_report(summary: Dict, config, path: str) -> str:
         with open(curves, 'rb') as f:
             encoded = base64.b64encode(f.read()).decode()
         parts += ['<h2>Training curves</h2>', f'<img alt="training curves" src="data:image/png;base64,{encoded}">']
+    parts += _explanations_section(summary, config)
     if summary.get('embeddings_logdir'):
         from components.embedding_metadata.locate import tensorboard_command
         parts.append(f'<p>Embedding Projector (every learnt row labelled by the feature value it stands for): '

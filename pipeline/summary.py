@@ -6,6 +6,7 @@ import json
 import os
 from typing import Dict, List, Optional
 
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from ml_metadata.metadata_store import metadata_store
@@ -18,6 +19,8 @@ from components.majority_gate.executor import FAILURES_PROPERTY, FLOOR_PROPERTY
 from components.model_selector import METRIC_KEY, SELECTED
 from components.tfma_results import is_baseline, is_candidate, is_diff, slice_name
 from components.trainer import class_names
+from components.trees.training import IMPORTANCES_FILE
+from pipeline.config import MODEL_KINDS
 from pipeline.pipeline import HIERARCHICAL, evaluated_models, metadata_path, node_id
 
 TABLE_METRICS = ('example_count', 'accuracy', 'auc', 'precision', 'recall', 'false_positive_rate',
@@ -274,6 +277,9 @@ def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
         summary['pushed'] = bool(props.get('pushed', 0))
         summary['pushed_to'] = props.get('pushed_destination') if summary['pushed'] else None
     summary['embeddings_logdir'] = embedding_logdir(components)
+    importances = read_feature_importances(config, by_name)
+    if importances:
+        summary['feature_importances'] = importances
     cut = _outputs(by_name, 'ConfusionCut').get('confusion_cut')
     if cut:  # the hierarchical model's max cut (cut.json, confusion.json, confusion_graph.png) and its base model
         summary['confusion_cut'] = {'uri': cut['uri'],
@@ -284,6 +290,30 @@ def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
     if model_run:
         summary['tensorboard_logdir'] = model_run['uri']
     return summary
+
+
+def read_feature_importances(config, by_name: Dict[str, Dict]) -> Dict[str, List[Dict]]:
+    """{model name: [{'feature', 'importance'}]} for every tree model, from its Trainer's model_run (the shares of
+    the trees' loss reduction per feature, in the config's feature names; components/trees/training.py)."""
+    importances = {}
+    for model in config.models:
+        if MODEL_KINDS[model.kind].trainer != 'trees':
+            continue
+        run = _outputs(by_name, node_id(config, 'Trainer', model.name)).get('model_run')
+        path = run and os.path.join(run['uri'], IMPORTANCES_FILE)
+        if path and tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                importances[model.name] = json.load(f)
+    return importances
+
+
+def format_importances(importances: Optional[Dict[str, List[Dict]]], top: int = 8) -> List[str]:
+    lines = []
+    for model, values in (importances or {}).items():
+        shown = ', '.join(f'{v["feature"]} {v["importance"]:.3f}' for v in values[:top])
+        more = f' (+{len(values) - top} more in summary.json)' if len(values) > top else ''
+        lines += ['', f'Feature importances of {model} (share of its trees\' loss reduction): {shown}{more}']
+    return lines
 
 
 def write_summary(summary: Dict, path: str) -> None:
@@ -403,6 +433,7 @@ def format_summary(summary: Dict) -> str:
             f'{summary["label"]["majority_class_rate"]:.4f}']
         lines += format_fairness_by_class(summary.get('fairness_by_class'))
         lines += format_baseline(summary, summary.get('max_drop'))
+    lines += format_importances(summary.get('feature_importances'))
     if 'blessed' in summary:
         if summary['blessed']:
             against = ', and evaluation.max_drop against the served model' if (

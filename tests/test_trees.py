@@ -213,3 +213,43 @@ def test_tree_options_are_config_errors_on_other_kinds(small_config):
     raw['model'] = {'kind': 'gradient_boosted_trees'}
     assert load_config(write(raw)).models[0].trees.num_trees == 300
 
+
+def test_a_tree_model_runs_through_the_pipeline_and_is_pushed(tmp_path):
+    """`tfx-tabular run` on the shipped penguins data with the trees: TFMA evaluates them, the floor and the
+    thresholds bless them, the Pusher pushes them, `serve`'s Classify answers; importances in summary and report."""
+    from serving.examples import raw_feature_dtypes, serialize
+    from serving.inference import classify
+    from serving.servable import Servable
+    from tensorflow_serving.apis import classification_pb2
+    from tests.conftest import run_pipeline_cli, shipped_config
+
+    def trees(raw):
+        raw['model'] = {'kind': 'gradient_boosted_trees', 'trees': {'num_trees': 100}}
+    result, summary = run_pipeline_cli(shipped_config(tmp_path, 'penguins', edit=trees))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    names = [c['component'] for c in summary['components']]
+    assert 'EmbeddingMetadataGen' not in names and names.index('MajorityGate') < names.index('Pusher')
+    assert summary['blessed'] and summary['pushed'] and summary['metrics']['overall']['accuracy'] >= 0.9
+    importances = summary['feature_importances']['gradient_boosted_trees']
+    config_features = {'island', 'sex', 'bill_length_mm', 'bill_depth_mm', 'flipper_length_mm', 'body_mass_g', 'year'}
+    assert {i['feature'] for i in importances} == config_features
+    assert importances[0]['feature'] in {'bill_length_mm', 'flipper_length_mm', 'bill_depth_mm', 'island'}
+    assert f'Feature importances of gradient_boosted_trees (share of its trees\' loss reduction): ' \
+           f'{importances[0]["feature"]}' in result.stdout
+    report = open(summary['report'], encoding='utf-8').read()
+    assert 'Feature importances: gradient_boosted_trees' in report and 'No Embedding Projector output' in report
+
+    rows = [{'island': 'Biscoe', 'sex': 'male', 'bill_length_mm': '50.0', 'bill_depth_mm': '15.0',
+             'flipper_length_mm': '220.0', 'body_mass_g': '5500.0', 'year': '2008'},
+            {'island': 'Torgersen', 'sex': 'female', 'bill_length_mm': '37.0', 'bill_depth_mm': '18.5',
+             'flipper_length_mm': '185.0', 'body_mass_g': '3400.0', 'year': '2007'}]
+    request = classification_pb2.ClassificationRequest()
+    for serialized in serialize(rows, raw_feature_dtypes(summary['pushed_to'])):
+        request.input.example_list.examples.add().ParseFromString(serialized)
+    servable = Servable('penguins', 1, summary['pushed_to'])
+    try:
+        response = classify(servable, request)
+    finally:
+        servable.close()
+    top = [max(c.classes, key=lambda x: x.score).label for c in response.result.classifications]
+    assert top == ['Gentoo', 'Adelie']
