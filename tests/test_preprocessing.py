@@ -139,3 +139,73 @@ def test_multilabel_label_becomes_a_list_of_class_ids(classes, expected):
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp, force_tf_compat_v1=False):
         (transformed, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
     assert [list(r['y_xf']) for r in transformed] == expected
+
+
+# ---- blanks in every kind of column ---------------------------------------------------------------------------
+BLANKS = {  # column -> values per row, None where the CSV cell is blank
+    'z': [1.0, None, 3.0, 8.0, None, 2.0, 5.0, 1.0],
+    'm': [None, 4.0, 2.0, 10.0, 6.0, None, 2.0, 0.0],
+    'l': [0.0, 10.0, None, 1000.0, 3.0, 100.0, None, 7.0],
+    'r': [2.0, None, 4.0, None, 6.0, 6.0, 4.0, 2.0],
+    'k': [7.0, 7.0, None, 7.0, 7.0, 7.0, 7.0, 7.0],         # constant where present
+    'b': [1.0, 1.0, 9.0, 9.0, 5.0, None, 1.0, 9.0],          # its mean, 5.0, is also a present value
+    'c': [3, 3, 7, None, 3, 7, None, 12],                    # integer codes, declared categorical
+}
+
+
+def _blank_config():
+    return Config(name='t', data={'csv': 'x.csv'}, serving={'model_name': 't'},
+                  label={'column': 'y', 'type': 'binary', 'classes': ['no', 'yes']}, features={
+                      'z': {'kind': 'numeric', 'scaling': 'z_score'}, 'm': {'kind': 'numeric', 'scaling': 'min_max'},
+                      'l': {'kind': 'numeric', 'scaling': 'log'}, 'r': {'kind': 'numeric', 'scaling': 'raw'},
+                      'k': {'kind': 'numeric', 'scaling': 'z_score'}, 'b': {'kind': 'bucketized', 'buckets': 2},
+                      'c': {'kind': 'categorical', 'oov_buckets': 1}})
+
+
+@pytest.fixture(scope='module')
+def blanks(tmp_path_factory):
+    from tests.conftest import run_transform
+    spec = {c: tf.io.VarLenFeature(tf.int64 if c == 'c' else tf.float32) for c in BLANKS}
+    spec['y'] = tf.io.FixedLenFeature([], tf.string)
+    rows = [{**{c: [] if v[i] is None else [v[i]] for c, v in BLANKS.items()}, 'y': ['no', 'yes'][i % 2]}
+            for i in range(len(BLANKS['z']))]
+    out_dir = str(tmp_path_factory.mktemp('blanks'))
+    transformed, _ = run_transform(_blank_config(), rows, spec, out_dir)
+    return {k: np.array([row[k] for row in transformed]) for k in transformed[0]}, tft.TFTransformOutput(out_dir)
+
+
+def _filled(column):
+    """The column with every blank replaced by the mean of its present values."""
+    present = [v for v in BLANKS[column] if v is not None]
+    return np.array([np.mean(present) if v is None else v for v in BLANKS[column]], np.float64)
+
+
+def _z(x):
+    return (x - x.mean()) / x.std() if x.std() else x - x.mean()
+
+
+def test_blanks_are_filled_with_the_mean_then_scaled(blanks):
+    """Whatever the scaling, a blank becomes its column's mean first, and the scaling then sees the filled
+    column: z-score and log use the filled column's mean and variance, min-max its range."""
+    out, _ = blanks
+    np.testing.assert_allclose(out['z_xf'], _z(_filled('z')), rtol=1e-5, atol=1e-6)
+    assert out['z_xf'][1] == pytest.approx(0.0, abs=1e-6) and np.std(out['z_xf']) == pytest.approx(1.0, rel=1e-5)
+    m = _filled('m')
+    np.testing.assert_allclose(out['m_xf'], (m - m.min()) / (m.max() - m.min()), rtol=1e-6)
+    np.testing.assert_allclose(out['l_xf'], _z(np.log1p(_filled('l'))), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out['r_xf'], _filled('r'), rtol=1e-6)
+    np.testing.assert_allclose(out['k_xf'], 0.0, atol=1e-6)  # no spread: centred, not divided by 0
+
+
+def test_blank_bucketized_value_takes_the_bucket_of_the_mean(blanks):
+    out, _ = blanks
+    ids = out['b_xf'].tolist()
+    assert ids[5] == ids[4]  # the blank, and the present 5.0 (the column's mean)
+    assert ids[0] == ids[1] == ids[6] == 0 and ids[2] == ids[3] == ids[7] == 1
+
+
+def test_integer_categorical_with_blanks(blanks):
+    """Integer codes are looked up as text; a blank is a value of its own that no vocabulary holds: the OOV id."""
+    out, tft_output = blanks
+    assert [v.decode() for v in tft_output.vocabulary_by_name('c')] == ['3', '7', '12']
+    assert out['c_xf'].tolist() == [0, 0, 1, 3, 0, 1, 3, 2]

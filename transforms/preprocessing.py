@@ -11,13 +11,14 @@ import hashlib
 import keyword
 import re
 import unicodedata
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import tensorflow as tf
 import tensorflow_transform as tft
 from pydantic import TypeAdapter
 
 from pipeline.config import Feature, LabelConfig
+from transforms.vocabularies import vocabularies
 
 LABEL_VOCABULARY = '_label_vocabulary'  # cannot clash with a feature_key
 CROSS_SEPARATOR = '_X_'
@@ -74,31 +75,84 @@ def parse_custom_config(custom_config: Dict[str, Any]):
     return features, LabelConfig(**custom_config['label'])
 
 
-def _dense(x, numeric: bool):
-    """Rank-1 dense tensor; a sparse (sometimes missing) column is filled with its mean or ''."""
+def _numbers(x) -> tf.Tensor:
+    """A numeric column as rank-1 float32, NaN where a row has no value (a column with blanks arrives as a
+    SparseTensor). tf.Transform's mean, var and quantiles analyzers skip NaN, so one pass sees the present values."""
     if isinstance(x, tf.SparseTensor):
-        if numeric:
-            default = tf.cast(tft.mean(tf.cast(x.values, tf.float32)), x.dtype)
-        else:
-            default = tf.constant('', dtype=x.dtype)
-        x = tf.sparse.to_dense(
-            tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default_value=default)
-    return tf.reshape(x, [-1])
+        x = tf.sparse.to_dense(tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), [x.dense_shape[0], 1]),
+                               default_value=float('nan'))
+    return tf.reshape(tf.cast(x, tf.float32), [-1])
+
+
+def _text(x) -> tf.Tensor:
+    """A column as rank-1 strings ('' where a row has no value), numbers as their decimal text."""
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(tf.SparseTensor(x.indices, _as_string(x.values), [x.dense_shape[0], 1]),
+                               default_value='')
+    return tf.reshape(_as_string(x), [-1])
 
 
 def _as_string(x):
     return x if x.dtype == tf.string else tf.strings.as_string(x)
 
 
-def _numeric(x, scaling: str):
-    x = tf.cast(x, tf.float32)
-    if scaling == 'z_score':
-        return tft.scale_to_z_score(x)
+def _log1p(x):
+    return tf.math.log1p(tf.maximum(x, 0.0))
+
+
+def _finite(statistic):
+    """A column with no value in the analyzed split gets NaN statistics; 0 keeps its outputs finite."""
+    return tf.where(tf.math.is_finite(statistic), statistic, 0.0)
+
+
+def _mean(x):
+    """Per-column mean of the present (non-NaN) values of `x`."""
+    return _finite(tft.mean(x, reduce_instance_dims=False))
+
+
+def _scaled(x: tf.Tensor, scaling: str) -> tf.Tensor:
+    """Every column of `x` ([batch, columns], NaN where missing) filled with its mean and scaled, by elementwise
+    analyzers: a handful of analyzers for any number of columns, all in one analysis phase.
+
+    The result is what filling first and then scaling the filled column gives (`log`: log1p of the filled value).
+    Blanks would need a second phase (the mean, then the statistics of the filled column), so the filled column's
+    statistics are derived from the present values' instead: a share `p` of present values with mean m and variance
+    v, the rest at the fill value f, has mean p*m + (1-p)*f and variance p*(v + (m - mean)^2) + (1-p)*(f - mean)^2.
+    """
+    present = tf.logical_not(tf.math.is_nan(x))
+    mean = _mean(x)
+    filled = tf.where(present, x, mean)
+    if scaling == 'raw':
+        return filled
     if scaling == 'min_max':
-        return tft.scale_to_0_1(x)
+        low = tft.min(tf.where(present, x, float('inf')), reduce_instance_dims=False)
+        high = tft.max(tf.where(present, x, float('-inf')), reduce_instance_dims=False)
+        # As tft.scale_to_0_1: a constant column goes through a sigmoid.
+        return tf.where(low < high, (filled - low) / (high - low), tf.math.sigmoid(filled))
     if scaling == 'log':
-        return tft.scale_to_z_score(tf.math.log1p(tf.maximum(x, 0.0)))
-    return x
+        values, fill = tf.where(present, _log1p(x), float('nan')), _log1p(mean)
+        values_mean = _mean(values)
+    else:  # z_score
+        values, fill, values_mean = x, mean, mean
+    values_var = _finite(tft.var(values, reduce_instance_dims=False))
+    share = tft.mean(tf.cast(present, tf.float32), reduce_instance_dims=False)
+    filled_mean = share * values_mean + (1 - share) * fill
+    filled_var = (share * (values_var + tf.square(values_mean - filled_mean))
+                  + (1 - share) * tf.square(fill - filled_mean))
+    centred = tf.where(present, values, fill) - filled_mean
+    std = tf.sqrt(filled_var)
+    # As tft.scale_to_z_score: a column without spread is only centred.
+    return tf.where(std > 0, centred / tf.where(std > 0, std, 1.0), centred)
+
+
+def _bucketized(x: tf.Tensor, num_buckets: int) -> List[tf.Tensor]:
+    """Quantile bucket ids of every column of `x` ([batch, columns], NaN where missing), as `tft.bucketize` gives
+    them, from one elementwise quantiles analyzer. Boundaries come from the present values; a missing value gets
+    the bucket of its column's mean."""
+    boundaries = tft.quantiles(x, num_buckets, epsilon=min(1.0 / num_buckets, 0.01), reduce_instance_dims=False)
+    filled = tf.where(tf.math.is_nan(x), _mean(x), x)
+    return [tft.apply_buckets(column, column_boundaries[tf.newaxis, :]) for column, column_boundaries in
+            zip(tf.unstack(filled, axis=1), tf.unstack(tf.reshape(boundaries, [x.shape[1], -1])))]
 
 
 def _label_ids(raw_label, label: LabelConfig):
@@ -118,34 +172,43 @@ def _label_ids(raw_label, label: LabelConfig):
     return ids
 
 
-def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
-    features, label = parse_custom_config(custom_config)
-    outputs = {}
-    cross_values = {}
+def _groups(features: Dict, kind: str, by) -> Dict[Any, List[str]]:
+    """Names of the features of `kind`, grouped by what they share (`by(spec)`: a scaling, a bucket count)."""
+    groups: Dict[Any, List[str]] = {}
     for name, spec in features.items():
-        if spec.kind == 'crossed':
-            continue
-        raw = inputs[name]
-        numeric_input = raw.dtype != tf.string
-        x = _dense(raw, numeric_input)
-        if spec.kind == 'numeric':
-            outputs[transformed_name(name)] = _numeric(x, spec.scaling)
-            continue
-        if spec.kind == 'bucketized':
-            ids = tft.bucketize(tf.cast(x, tf.float32), num_buckets=spec.buckets)
+        if spec.kind == kind:
+            groups.setdefault(by(spec), []).append(name)
+    return groups
+
+
+def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
+    """Columns are transformed in groups, never one analyzer per column: numeric columns of one scaling are stacked
+    and scaled together, bucketized columns of one bucket count share a quantiles analyzer, and every categorical
+    column's vocabulary comes from one analyzer, so Transform's cost grows with the rows, not with the columns."""
+    features, label = parse_custom_config(custom_config)
+    outputs, cross_values = {}, {}
+    for scaling, names in _groups(features, 'numeric', lambda spec: spec.scaling).items():
+        scaled = _scaled(tf.stack([_numbers(inputs[n]) for n in names], axis=1), scaling)
+        outputs.update(zip(map(transformed_name, names), tf.unstack(scaled, axis=1)))
+    for buckets, names in _groups(features, 'bucketized', lambda spec: spec.buckets).items():
+        for name, ids in zip(names, _bucketized(tf.stack([_numbers(inputs[n]) for n in names], axis=1), buckets)):
+            outputs[transformed_name(name)] = ids
             cross_values[name] = tf.strings.as_string(ids)
-        elif spec.kind == 'categorical':
-            ids = tft.compute_and_apply_vocabulary(
-                _as_string(x), top_k=spec.top_k, num_oov_buckets=spec.oov_buckets, vocab_filename=feature_key(name))
-            cross_values[name] = _as_string(x)
-        else:  # hashed
-            ids = tf.strings.to_hash_bucket_fast(_as_string(x), spec.hash_buckets)
-            cross_values[name] = _as_string(x)
-        outputs[transformed_name(name)] = ids
+    categorical = [n for n, spec in features.items() if spec.kind == 'categorical']
+    if categorical:
+        values = tf.stack([_text(inputs[n]) for n in categorical], axis=1)
+        files = vocabularies(values, [feature_key(n) for n in categorical], [features[n].top_k for n in categorical])
+        for name, column, path in zip(categorical, tf.unstack(values, axis=1), files):
+            outputs[transformed_name(name)] = tft.apply_vocabulary(
+                column, path, num_oov_buckets=features[name].oov_buckets)
+            cross_values[name] = column
+    for name, spec in features.items():
+        if spec.kind == 'hashed':
+            cross_values[name] = _text(inputs[name])
+            outputs[transformed_name(name)] = tf.strings.to_hash_bucket_fast(cross_values[name], spec.hash_buckets)
     for name, spec in features.items():
         if spec.kind == 'crossed':
             joined = tf.strings.join([cross_values[c] for c in spec.columns], separator=CROSS_SEPARATOR)
             outputs[transformed_name(name)] = tf.strings.to_hash_bucket_fast(joined, spec.hash_buckets)
-    raw_label = inputs[label.column]
-    outputs[label_key(label)] = _label_ids(_dense(raw_label, raw_label.dtype != tf.string), label)
+    outputs[label_key(label)] = _label_ids(_text(inputs[label.column]), label)
     return outputs

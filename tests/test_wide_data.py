@@ -1,0 +1,165 @@
+"""Wide CSVs: Transform's analyzers do not multiply with the columns, and the grouped transforms give every column
+what a transform of its own would, whatever the column is called."""
+import os
+from collections import Counter
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_transform import analyzer_nodes, impl_helper
+
+from pipeline.config import Config
+from tests.conftest import run_transform
+from transforms.preprocessing import custom_config, feature_key, preprocessing_fn, transformed_name
+from transforms.vocabularies import EMPTY_VOCABULARY_VALUE
+
+SCALINGS = ['z_score', 'min_max', 'log', 'raw']
+
+
+def _wide_features(width):
+    """`width` columns of each numeric scaling, of two bucket counts, categorical with and without top_k, hashed,
+    and a cross."""
+    features = {}
+    for i in range(width):
+        for scaling in SCALINGS:
+            features[f'{scaling}_{i}'] = {'kind': 'numeric', 'scaling': scaling}
+        features[f'b3_{i}'] = {'kind': 'bucketized', 'buckets': 3}
+        features[f'b5_{i}'] = {'kind': 'bucketized', 'buckets': 5}
+        features[f'c_{i}'] = {'kind': 'categorical'}
+        features[f'top_{i}'] = {'kind': 'categorical', 'top_k': 2, 'oov_buckets': 2}
+        features[f'h_{i}'] = {'kind': 'hashed', 'hash_buckets': 8}
+    features['cross'] = {'kind': 'crossed', 'columns': ['c_0', 'h_0'], 'hash_buckets': 16}
+    return features
+
+
+def _config(features):
+    return Config(name='t', data={'csv': 'x.csv'}, serving={'model_name': 't'}, features=features,
+                  label={'column': 'y', 'type': 'binary', 'classes': ['no', 'yes']})
+
+
+def _spec(features, blanks=()):
+    """Raw feature spec: numbers as floats, the rest as text; columns in `blanks` may be missing (VarLen)."""
+    spec = {}
+    for name, f in features.items():
+        if f['kind'] == 'crossed':
+            continue
+        dtype = tf.float32 if f['kind'] in ('numeric', 'bucketized') else tf.string
+        spec[name] = tf.io.VarLenFeature(dtype) if name in blanks else tf.io.FixedLenFeature([], dtype)
+    spec['y'] = tf.io.FixedLenFeature([], tf.string)
+    return spec
+
+
+def _analysis_operations(features, blanks=()):
+    """The operations of tf.Transform's analysis graph for the traced preprocessing_fn (each becomes Beam stages):
+    a count of {operation kind: how many}."""
+    config = _config(features)
+    specs = impl_helper.get_type_specs_from_feature_specs(_spec(features, blanks))
+    graph, _, _ = impl_helper.trace_preprocessing_function(
+        lambda inputs: preprocessing_fn(inputs, custom_config(config)), specs, use_tf_compat_v1=False)
+    seen, stack = {}, [sink.future for sink in graph.get_collection(analyzer_nodes.TENSOR_REPLACEMENTS)]
+    while stack:
+        operation = stack.pop().parent_operation
+        if id(operation) not in seen:
+            seen[id(operation)] = type(operation.operation_def).__name__
+            stack.extend(operation.inputs)
+    return Counter(seen.values())
+
+
+def test_analyzers_do_not_grow_with_the_columns():
+    """One column of each kind and fifty of each need the same analyzers, blanks or not: numeric columns of a
+    scaling and bucketized columns of a bucket count share elementwise analyzers, categorical columns one
+    vocabulary analyzer."""
+    narrow, wide = _wide_features(1), _wide_features(50)
+    assert len(wide) > 400
+    operations = _analysis_operations(narrow)
+    assert operations == _analysis_operations(wide)
+    assert operations == _analysis_operations(wide, blanks={n for n, f in wide.items() if f['kind'] != 'crossed'})
+    # The label's vocabulary, the categorical columns' one analyzer, at most 4 combiners (mean, var, share of
+    # present values; min, max) per group: 4 scalings and 2 bucket counts.
+    assert operations['VocabularyAccumulate'] == 1 and operations['PTransform'] == 1, operations
+    assert operations['CacheableCombineAccumulate'] <= 4 * 6, operations
+
+
+# ---- a real tf.Transform run on a wide table --------------------------------------------------------------------
+WIDTH = 60
+ROWS = 40
+NAMES = ['a b', 'A b', 'a_b', '../up', 'naïve £', 'x=y', 'class', '1st', '%20 (x)', 'ñ' * 70]  # categorical columns
+
+
+def _rows(rng):
+    rows = []
+    for r in range(ROWS):
+        row = {f'n{j}': [float(rng.normal(j, 1 + j % 3))] if (r + j) % 7 else [] for j in range(WIDTH)}
+        row.update({name: f'v{(r * (k + 1)) % (k + 2)} {name}'.encode() for k, name in enumerate(NAMES)})
+        row['sparse'] = [b'only'] if r == 0 else []
+        row['y'] = [b'no', b'yes'][r % 2]
+        rows.append(row)
+    rows[1][NAMES[0]] = b'line\nbreak'  # no vocabulary can hold it (one entry per line): OOV
+    return rows
+
+
+@pytest.fixture(scope='module')
+def wide(tmp_path_factory):
+    features = {f'n{j}': {'kind': 'numeric', 'scaling': SCALINGS[j % 4]} for j in range(WIDTH)}
+    features.update({name: {'kind': 'categorical', 'top_k': 2 if k == 1 else None} for k, name in enumerate(NAMES)})
+    features['sparse'] = {'kind': 'categorical', 'oov_buckets': 3}
+    spec = {f'n{j}': tf.io.VarLenFeature(tf.float32) for j in range(WIDTH)}
+    spec.update({name: tf.io.FixedLenFeature([], tf.string) for name in NAMES})
+    spec['sparse'] = tf.io.VarLenFeature(tf.string)
+    spec['y'] = tf.io.FixedLenFeature([], tf.string)
+    rows = _rows(np.random.default_rng(3))
+    out_dir = str(tmp_path_factory.mktemp('wide'))
+    transformed, _ = run_transform(_config(features), rows, spec, out_dir)
+    outputs = {k: np.array([row[k] for row in transformed]) for k in transformed[0]}
+    return features, rows, outputs, out_dir
+
+
+def test_every_numeric_column_is_scaled_by_its_own_statistics(wide):
+    features, rows, outputs, _ = wide
+    for j in range(WIDTH):
+        values = [row[f'n{j}'][0] if row[f'n{j}'] else None for row in rows]
+        present = [v for v in values if v is not None]
+        filled = np.array([np.mean(present) if v is None else v for v in values])
+        scaling = features[f'n{j}']['scaling']
+        if scaling == 'z_score':
+            expected = (filled - filled.mean()) / filled.std()
+        elif scaling == 'min_max':
+            expected = (filled - filled.min()) / (filled.max() - filled.min())
+        elif scaling == 'log':
+            logs = np.log1p(np.maximum(filled, 0))
+            expected = (logs - logs.mean()) / logs.std()
+        else:
+            expected = filled
+        np.testing.assert_allclose(outputs[f'n{j}_xf'], expected, rtol=1e-4, atol=1e-4, err_msg=f'n{j} {scaling}')
+
+
+def test_one_vocabulary_file_per_categorical_column_named_by_its_key(wide):
+    features, rows, outputs, out_dir = wide
+    categorical = [n for n, f in features.items() if f['kind'] == 'categorical']
+    assets = set(os.listdir(os.path.join(out_dir, 'transform_fn', 'assets')))
+    assert {feature_key(n) for n in categorical} <= assets
+    assert len({feature_key(n) for n in categorical}) == len(categorical)
+    assert all(len(a) <= 80 and '/' not in a and a.strip() == a for a in assets)
+    tft_output = tft.TFTransformOutput(out_dir)
+    for name in categorical:
+        vocabulary = tft_output.vocabulary_by_name(feature_key(name))
+        column = [row[name] if isinstance(row[name], bytes) else (row[name] or [b''])[0] for row in rows]
+        present = [v for v in column if v and b'\n' not in v]
+        counts = {v: present.count(v) for v in set(present)}
+        expected = sorted(counts, key=lambda v: (counts[v], v), reverse=True)[:features[name].get('top_k')]
+        assert vocabulary == (expected or [EMPTY_VOCABULARY_VALUE]), name
+        oov = features[name].get('oov_buckets', 1)
+        for value, got in zip(column, outputs[transformed_name(name)]):
+            if value in expected:
+                assert got == expected.index(value), name
+            else:
+                assert len(expected) <= got < len(expected) + oov, (name, value)
+
+
+def test_a_line_break_and_a_blank_are_out_of_vocabulary(wide):
+    _, _, outputs, out_dir = wide
+    vocabulary = tft.TFTransformOutput(out_dir).vocabulary_by_name(feature_key(NAMES[0]))
+    assert outputs[transformed_name(NAMES[0])][1] == len(vocabulary)
+    assert tft.TFTransformOutput(out_dir).vocabulary_by_name('sparse') == [b'only']
+    assert outputs['sparse_xf'][0] == 0 and all(1 <= i < 4 for i in outputs['sparse_xf'][1:])
