@@ -284,6 +284,34 @@ def starter_config(csv_path: str, label: Optional[str] = None, config_dir: str =
     slicing = [c for c, spec in chosen.items() if spec['kind'] == 'categorical' and not columns[c].numeric
                and 2 <= columns[c].distinct <= 10][:3]
     lines.append(_entry('slicing', slicing, 0, 'columns to report metrics by'))
-    lines += ['model:', '  hidden_units: [64, 32]', '  train_steps: 1000', 'evaluation:', '  thresholds:',
-              '    accuracy: 0.5', 'serving:', _entry('model_name', name), '  push_dir: serving_models', '']
+    lines += _model_lines(max(p.rows for p in columns.values()))
+    lines += _evaluation_lines(columns[label] if label else None)
+    lines += ['serving:', _entry('model_name', name), '  push_dir: serving_models', '']
     return '\n'.join(lines)
+
+
+SIDE_BY_SIDE_ROWS = 200_000  # above, a DNN beside the trees would add its own Trainer and Evaluator passes
+
+
+def _model_lines(rows: int) -> List[str]:
+    """Gradient-boosted trees and a DNN side by side, the best blessed one pushed; on a large file the trees
+    alone, which train faster there and are the stronger of the two on most tables (bench/quality.py)."""
+    trees = '  - {name: trees, kind: gradient_boosted_trees}'
+    dnn = '  - {name: dnn, kind: keras_dnn, hidden_units: [64, 32], train_steps: 1000, early_stopping_patience: 3}'
+    if rows > SIDE_BY_SIDE_ROWS:
+        return [f'models:   # {rows} rows: the trees alone; to compare a DNN too, add the line:', f'#{dnn[1:]}', trees]
+    return ['models:   # trained side by side on the same features; the best blessed one is pushed', trees, dnn]
+
+
+def _evaluation_lines(label: Optional[ColumnProfile]) -> List[str]:
+    """Bounds relative to the majority-class floor, which the run counts on its eval split, not fixed numbers."""
+    seen = ''
+    if label is not None:
+        counts = label.values + label.na
+        answer, top = counts.most_common(1)[0]
+        seen = f' (here about {top / sum(counts.values()):.2f}: always {answer!r})'
+    return ['evaluation:',
+            f"  floor: {{accuracy_margin: 0.01}}   # blessed only above the eval split's majority-class rate{seen} "
+            '+ 0.01; an imbalanced binary label also needs auc >= 0.55',
+            '  thresholds: {}   # fixed lower bounds on top of the floor if you need them, e.g. {accuracy: 0.8}',
+            '  select: {metric: accuracy, direction: maximize}   # which blessed model is pushed']

@@ -253,3 +253,27 @@ def test_a_tree_model_runs_through_the_pipeline_and_is_pushed(tmp_path):
         servable.close()
     top = [max(c.classes, key=lambda x: x.score).label for c in response.result.classifications]
     assert top == ['Gentoo', 'Adelie']
+
+
+def test_init_writes_trees_and_a_dnn_that_run_accepts(tmp_path):
+    """`init` on a shipped CSV: a `models:` list (trees and a DNN) and bounds relative to the majority-class floor;
+    `run` trains both, ModelSelector pushes the better blessed one."""
+    from pipeline.init_config import SIDE_BY_SIDE_ROWS, _model_lines
+    from tests.conftest import DATA, run_cli
+    import shutil
+    shutil.copy(os.path.join(DATA, 'penguins', 'penguins.csv'), tmp_path / 'penguins.csv')
+    written = run_cli('init', str(tmp_path / 'penguins.csv'), '-o', str(tmp_path / 'penguins.yaml'))
+    assert written.returncode == 0, written.stderr
+    config = load_config(str(tmp_path / 'penguins.yaml'))
+    assert [(m.name, m.kind) for m in config.models] == [('trees', 'gradient_boosted_trees'), ('dnn', 'keras_dnn')]
+    assert config.evaluation.thresholds == {} and config.evaluation.floor.accuracy_margin == 0.01
+    assert "majority-class rate (here about 0.44: always 'Adelie')" in (tmp_path / 'penguins.yaml').read_text()
+    assert [line.lstrip().startswith('- {name: trees') for line in _model_lines(SIDE_BY_SIDE_ROWS + 1)] == [
+        False, False, True]  # a large file: the trees alone, the DNN line commented out
+
+    result = run_cli('run', '--config', str(tmp_path / 'penguins.yaml'), cwd=str(tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.load(open(tmp_path / 'runs' / 'penguins' / 'summary.json'))
+    assert {m['model'] for m in summary['models']} == {'trees', 'dnn'} and summary['selected_model'] in ('trees', 'dnn')
+    assert summary['pushed'] and summary['floor']['accuracy'] == pytest.approx(summary['floor']['rate'] + 0.01)
+    assert 'trees' in summary['feature_importances']

@@ -10,7 +10,7 @@ majority class holds at least `imbalanced_from` of the rows also needs AUC >= 0.
 model can match the floor's accuracy by answering the majority class, and only a balanced metric shows whether
 it learnt anything; a constant's AUC is 0.5.
 
-The output blessing carries `blessed` (1 only if the upstream gate blessed too), `floor_failures` (JSON, one
+The output blessing carries `blessed` (1 only if the upstream gate blessed too, or gave no verdict), `floor_failures` (JSON, one
 line per failed bound, as the summary prints them) and `floor` (JSON: the counts and bounds, for the summary and
 the report).
 """
@@ -125,7 +125,11 @@ class Executor(base_executor.BaseExecutor):
         result = check(evaluation.uri, artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY]),
                        artifact_utils.get_single_instance(input_dict[TRANSFORM_GRAPH_KEY]).uri,
                        json.loads(exec_properties[CUSTOM_CONFIG_KEY]), json.loads(exec_properties[FLOOR_KEY]))
-        blessed = upstream.get_int_custom_property(BLESSED_KEY) == 1 and not result['failures']
+        # TFX's Evaluator leaves its blessing without a verdict when it had no threshold to check (no
+        # evaluation.thresholds, max_drop or fairness bound): the floor is then the model's only bound.
+        upstream_ok = (upstream.get_int_custom_property(BLESSED_KEY) == 1
+                       if upstream.has_custom_property(BLESSED_KEY) else True)
+        blessed = upstream_ok and not result['failures']
         blessing = artifact_utils.get_single_instance(output_dict[BLESSING_KEY])
         blessing.set_int_custom_property(BLESSED_KEY, int(blessed))
         blessing.set_string_custom_property(FAILURES_PROPERTY, json.dumps(result['failures']))
