@@ -111,7 +111,10 @@ class VenvTaskHandler(task_handler_interface.ITaskHandler):
 
     def run(self) -> status.Status:
         output_file = executor_output_file(self.command)
-        task_dir = os.path.dirname(output_file) if output_file else os.path.join(self.pipeline_root, 'task')
+        if not output_file:
+            raise RunLocalError(f'a task of image {self.image} gets no executor input ({{{{$}}}} in its args), so its '
+                                'outputs cannot be collected; compile the package with `tfx-tabular kubeflow compile`')
+        task_dir = os.path.dirname(output_file)  # kfp's task folder, named after the task
         name = os.path.basename(task_dir)
         os.makedirs(task_dir, exist_ok=True)
         log_path = os.path.join(task_dir, 'task.log')
@@ -133,7 +136,7 @@ class VenvTaskHandler(task_handler_interface.ITaskHandler):
         ok = exit_code == 0
         progress.tasks.append(TaskRun(name=name, ok=ok, seconds=seconds, log=log_path, exit_code=exit_code,
                                       tail=list(tail)))
-        if ok and output_file and os.path.exists(output_file):
+        if ok and os.path.exists(output_file):
             with open(output_file, encoding='utf-8') as f:
                 progress.outputs[name] = json.load(f)
         progress.out.write(f'ok {seconds:7.1f} s\n' if ok else f'FAILED after {seconds:.1f} s (exit {exit_code})\n')
@@ -162,8 +165,9 @@ def read_spec(package: str):
         raise RunLocalError(str(e)) from None
 
 
-def run_local(package: str, pipeline_root: str, out: TextIO = sys.stdout) -> LocalRun:
-    """Runs every task of the package in kfp's local DAG orchestration; stops at the first failed task."""
+def run_local(package: str, pipeline_root: str, out: Optional[TextIO] = None) -> LocalRun:
+    """Runs every task of the package in kfp's local DAG orchestration; stops at the first failed task.
+    `out` (default stdout) gets one line per task."""
     spec = read_spec(package)
     if '://' in pipeline_root:
         raise RunLocalError(f'--pipeline-root {pipeline_root}: run-local writes to a local folder; pass a path '
@@ -175,7 +179,7 @@ def run_local(package: str, pipeline_root: str, out: TextIO = sys.stdout) -> Loc
     os.makedirs(run_dir, exist_ok=True)
     executors = {label: utils.struct_to_executor_spec(executor)
                  for label, executor in spec.deployment_spec['executors'].items()}
-    progress = _Progress(out, list(spec.root.dag.tasks))
+    progress = _Progress(out or sys.stdout, list(spec.root.dag.tasks))
     start = time.monotonic()
     # kfp.local logs each task (inputs, outputs) to stdout; that goes to a file, the terminal gets the progress.
     with open(os.path.join(run_dir, 'kfp_local.log'), 'w', encoding='utf-8') as kfp_log, \
