@@ -16,85 +16,95 @@ def _fail(command: str, message: str, code: int) -> int:
     return code
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ('true', '1', 'yes'):
-        return True
-    if text.lower() in ('false', '0', 'no'):
-        return False
-    raise argparse.ArgumentTypeError(f'{text!r} is not true or false')
-
-
 def _quiet():
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # TF's C++ start-up lines (CUDA factories) are noise here
+    os.environ.setdefault('PYTHONWARNINGS', 'ignore')
     import warnings
     warnings.filterwarnings('ignore')
 
 
 # ---- serve -------------------------------------------------------------------------------------------------
 def _server_source(args):
-    """(config, config_file) from --model_config_file or --model_base_path (a model's folder or a push dir)."""
+    """(config, config_file, config poll seconds) from --model_config_file, else --model_base_path (a model's
+    folder, or a push dir holding models.config). As in TF Serving, the config file wins when both are given."""
     from serving import model_config as mc
     from serving import storage
+    from serving.flags import DEFAULT_MODEL_NAME, FlagError
+    config_poll = args.model_config_file_poll_wait_seconds
     if args.model_config_file:
         if not storage.isfile(args.model_config_file):
-            raise mc.ModelConfigError(f'--model_config_file {args.model_config_file}: no such file; pass a '
-                                      'ModelServerConfig text file (a push dir has one: models.config)')
-        return None, storage.absolute(args.model_config_file)
+            raise FlagError(f'--model_config_file {args.model_config_file}: no such file; pass a ModelServerConfig '
+                            'text file (a push dir has one: models.config)')
+        return None, storage.absolute(args.model_config_file), config_poll or 0
+    if not args.model_base_path:
+        raise FlagError('--model_base_path and --model_config_file are both empty; pass one of them')
     base = storage.absolute(args.model_base_path)
     if not storage.isdir(base):
-        raise mc.ModelConfigError(f'--model_base_path {args.model_base_path}: no such folder; pass '
-                                  '<push_dir>/<model> or a push dir holding models.config')
-    if storage.isfile(mc.models_config_path(base)) and not args.model_name:
-        return None, mc.models_config_path(base)
-    return mc.single_model_config(base, args.model_name or base.rstrip('/').rsplit('/', 1)[-1]), None
+        raise FlagError(f'--model_base_path {args.model_base_path}: no such folder; pass <push_dir>/<model> or a push '
+                        'dir holding models.config')
+    if storage.isfile(mc.models_config_path(base)) and args.model_name is None:
+        # A push dir: its models.config changes on push and rollback, so it is followed unless told otherwise.
+        poll = args.file_system_poll_wait_seconds if config_poll is None else config_poll
+        return None, mc.models_config_path(base), poll
+    return mc.single_model_config(base, args.model_name or DEFAULT_MODEL_NAME), None, 0
+
+
+def _version_lines() -> str:
+    from importlib import metadata
+    return (f"TensorFlow ModelServer: tfx-tabular serve (TF Serving's API from tensorflow-serving-api "
+            f"{metadata.version('tensorflow-serving-api')})\nTensorFlow Library: {metadata.version('tensorflow')}")
 
 
 def cmd_serve(args) -> int:
+    if args.version:
+        print(_version_lines())
+        return 0
     _quiet()
     import logging
     import signal
     import threading
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
+    logging.getLogger('tensorflow').setLevel(logging.ERROR)
     from serving import model_config as mc
+    from serving.flags import FlagError, server_options
     try:
-        config, config_file = _server_source(args)
-    except mc.ModelConfigError as e:
+        options = server_options(args)
+        config, config_file, options.model_config_file_poll_wait_seconds = _server_source(args)
+    except FlagError as e:
         return _fail('serve', str(e), EXIT_BAD_INPUT)
+    if options.prometheus_path and not options.rest_api_port:
+        print('warning: --monitoring_config_file has no effect without --rest_api_port (the metrics are served '
+              'there)', file=sys.stderr)
     os.environ.setdefault('GRPC_VERBOSITY', 'NONE')  # failures reach the user as one line from this command
-    from serving.batching import BatchingOptions
+    import grpc
     from serving.errors import ServingError
-    from serving.server import MB, ModelServer, PortInUse, ServerOptions
-    config_poll = args.model_config_file_poll_wait_seconds
-    if config_poll is None:  # a push dir's models.config changes on push and rollback: follow it
-        config_poll = 0 if args.model_config_file else args.file_system_poll_wait_seconds
-    batching = BatchingOptions(args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads,
-                               args.max_enqueued_batches) if args.enable_batching else None
-    options = ServerOptions(host=args.host, port=args.port, rest_api_port=args.rest_api_port,
-                            file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
-                            model_config_file_poll_wait_seconds=config_poll,
-                            max_message_bytes=args.max_message_mb * MB, grpc_max_threads=args.grpc_max_threads,
-                            batching=batching)
+    from serving.server import ModelServer, PortInUse
     server = ModelServer(options, config=config, config_file=config_file)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
         server.start()
-    except (mc.ModelConfigError, ServingError) as e:  # a config that cannot be read or served
+    except mc.ModelConfigError as e:  # a config file that does not parse
         server.stop(0)
-        return _fail('serve', getattr(e, 'message', str(e)), EXIT_BAD_INPUT)
+        return _fail('serve', str(e), EXIT_BAD_INPUT)
+    except ServingError as e:  # a config that cannot be served, or models that cannot load
+        server.stop(0)
+        code = EXIT_BAD_INPUT if e.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION) \
+            else EXIT_FAILED
+        return _fail('serve', f'Failed to start server. Error: {e.code.name}: {" ".join(e.message.split())}', code)
     except PortInUse as e:
         server.stop(0)
         return _fail('serve', f'{e}; pick another --port / --rest_api_port, or stop the process using it',
                      EXIT_FAILED)
     for name in server.manager.model_names():
-        versions = server.manager.loaded_versions(name)
-        if not versions:
-            print(f'warning: model {name} has no loadable version yet; waiting for one to be pushed',
-                  file=sys.stderr)
-    rest = f', REST on http://{args.host}:{server.rest_port}' if server.rest_port else ''
+        if not server.manager.loaded_versions(name):
+            print(f'warning: model {name} has no version yet; waiting for one to be pushed', file=sys.stderr)
+    where = ', '.join(([f'{options.host}:{server.port}'] if server.port else []) +
+                      ([f'unix:{options.grpc_socket_path}'] if options.grpc_socket_path else []))
+    rest = f', REST on http://{options.host}:{server.rest_port}' if server.rest_port else ''
     models = ', '.join(f'{n} {server.manager.loaded_versions(n)}' for n in server.manager.model_names())
-    print(f'Serving gRPC on {args.host}:{server.port}{rest}; models: {models or "none"}', flush=True)
+    print(f'Serving gRPC on {where}{rest}; models: {models or "none"}', flush=True)
     stop.wait()
     server.stop()
     print('Server stopped.', flush=True)
@@ -249,36 +259,12 @@ def add_commands(subparsers) -> None:
     """Adds this area's subcommands; each sets `func` to a handler taking args and returning an exit code."""
     p = subparsers.add_parser(
         'serve', help="serve pushed models over TF Serving's gRPC (and REST) API",
-        description="A local model server speaking TF Serving's API (PredictionService, ModelService), for "
-                    'machines without tensorflow_model_server. Loads the versions the version policy asks for '
-                    '(default: the latest), follows new pushes and rollbacks, batches concurrent requests. '
-                    'Flags are named as tensorflow_model_server\'s.')
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument('--model_base_path', help="a model's folder (<push_dir>/<model>, holding integer version "
-                                                  'folders), or a push dir with models.config (serves all)')
-    source.add_argument('--model_config_file', help='a ModelServerConfig text file (models.config)')
-    p.add_argument('--model_name', help='name of the model at --model_base_path (default: its folder name)')
-    p.add_argument('--port', type=int, default=8500, help='gRPC port (default 8500; 0: any free port)')
-    p.add_argument('--rest_api_port', type=int, default=0, help='REST port (default 0: no REST API)')
-    p.add_argument('--host', default='127.0.0.1',
-                   help='address to bind (default 127.0.0.1; 0.0.0.0 to accept other machines)')
-    p.add_argument('--file_system_poll_wait_seconds', type=float, default=1.0,
-                   help='how often to look for new versions (default 1; 0: never)')
-    p.add_argument('--model_config_file_poll_wait_seconds', type=float, default=None,
-                   help='how often to re-read the config file (default: 0 for --model_config_file, as TF '
-                        "Serving; the file-system poll interval for a push dir's models.config)")
-    p.add_argument('--enable_batching', type=_bool, nargs='?', const=True, default=True,
-                   help='batch concurrent requests to a signature (default true; --enable_batching=false)')
-    p.add_argument('--max_batch_size', type=int, default=64, help='rows per batched model call (default 64)')
-    p.add_argument('--batch_timeout_micros', type=int, default=0,
-                   help='how long a batch waits to fill (default 0: take what is queued)')
-    p.add_argument('--num_batch_threads', type=int, default=os.cpu_count() or 2,
-                   help='model calls in parallel per signature (default: CPU count)')
-    p.add_argument('--max_enqueued_batches', type=int, default=100,
-                   help='queue bound, in batches; beyond it requests get UNAVAILABLE (default 100)')
-    p.add_argument('--max_message_mb', type=int, default=64,
-                   help='largest request or response in MB; larger get RESOURCE_EXHAUSTED (default 64)')
-    p.add_argument('--grpc_max_threads', type=int, default=64, help='gRPC worker threads (default 64)')
+        description="A local model server speaking TF Serving's API (PredictionService, ModelService, REST), for "
+                    'machines without tensorflow_model_server. It takes tensorflow_model_server\'s flags, with the '
+                    'same names, defaults and meaning; the few it cannot honour are refused unless left at their '
+                    'defaults.')
+    from serving.flags import add_flags
+    add_flags(p)
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser(

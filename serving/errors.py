@@ -6,7 +6,7 @@ import grpc
 # TF's error codes are the canonical gRPC codes (tensorflow/core/protobuf/error_codes.proto).
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 # TF op errors wrap the sentence people need in graph locations and stack-trace headers.
-_NOISE = re.compile(r'\{\{function_node [^}]*\}\}|\[\[\{\{node [^]]*\]\]|\[Op:[^]]*\]')
+_NOISE = re.compile(r'\{\{function_node [^}]*\}\}|\[\[\s*\{\{node [^]]*\]\]|\[Op:[^]]*\]')
 _NOISE_LINES = ('Graph execution error', 'Detected at node', '<stack traces unavailable>', 'File "')
 
 
@@ -34,6 +34,14 @@ def not_found(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.NOT_FOUND, message)
 
 
+def unavailable(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.UNAVAILABLE, message)
+
+
+def internal(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.INTERNAL, message)
+
+
 def status_code(number: int) -> grpc.StatusCode:
     return _CODES.get(number, grpc.StatusCode.UNKNOWN)
 
@@ -47,6 +55,16 @@ def clean_message(text: str) -> str:
 def from_tf_error(error) -> ServingError:
     """A tf.errors.OpError as TF Serving reports it: same code, message without graph locations."""
     return ServingError(status_code(error.error_code), clean_message(error.message) or type(error).__name__)
+
+
+def as_serving_error(error: Exception) -> ServingError:
+    """Any exception as a status: ours as they are, TF's with their code, the rest UNKNOWN (as TF Serving's
+    Status from an unexpected failure)."""
+    if isinstance(error, ServingError):
+        return error
+    if hasattr(error, 'error_code') and hasattr(error, 'message'):
+        return from_tf_error(error)
+    return ServingError(grpc.StatusCode.UNKNOWN, f'{type(error).__name__}: {error}'.splitlines()[0])
 
 
 def from_undecodable_tf_error(error: UnicodeDecodeError) -> ServingError:

@@ -5,12 +5,14 @@ Also TF Serving's version policy (ServableVersionPolicy: latest N, all, specific
 code that writes the policy and the local server that applies it. The push directory is a local folder or an
 object-store URI (storage.py).
 """
-from typing import Callable, List, Optional
+import re
+from typing import Callable, Dict, List, Optional
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import storage
+from serving.protos import ProtoTextError, parse_text
 
 MODELS_CONFIG = 'models.config'
 SAVED_MODEL_FILES = ('saved_model.pb', 'saved_model.pbtxt')
@@ -31,17 +33,42 @@ def is_version_dir(base_path: str, name: str) -> bool:
 
 
 def list_versions(base_path: str) -> List[int]:
-    """The servable versions under a model's base path, ascending (empty if the path does not exist)."""
+    """The complete pushed versions under a model's base path, ascending (empty if the path does not exist)."""
     return sorted(int(n) for n in storage.listdir(base_path) if is_version_dir(base_path, n))
 
 
+# absl::SimpleAtoi, which TF Serving applies to folder names: ASCII spaces around, an optional sign, decimal digits.
+_VERSION_NAME = re.compile(r'[ \t\n\v\f\r]*([+-]?[0-9]+)[ \t\n\v\f\r]*')
+_INT64 = (-2 ** 63, 2 ** 63 - 1)
+
+
+def parse_version(name: str) -> Optional[int]:
+    """The version a folder named `name` holds for TF Serving (`00000123` is 123), or None if it is not one."""
+    match = _VERSION_NAME.fullmatch(name)
+    if match is None:
+        return None
+    version = int(match[1])
+    return version if _INT64[0] <= version <= _INT64[1] else None
+
+
+def version_folders(base_path: str) -> Dict[int, str]:
+    """{version: folder name} as TF Serving's file-system source sees a base path: every child whose name parses
+    as a number, whatever it holds (a folder that is no SavedModel fails to load). Of two folders with one number,
+    the later name in sorted order wins, as there."""
+    folders = {}
+    for name in sorted(storage.listdir(base_path)):
+        version = parse_version(name)
+        if version is not None:
+            folders[version] = name
+    return folders
+
+
 def parse_models_config(text: str, path: str = MODELS_CONFIG) -> model_server_config_pb2.ModelServerConfig:
-    config = model_server_config_pb2.ModelServerConfig()
+    """The ModelServerConfig in `text`; a parse error reads as TF Serving's (line, column, what is wrong, the file)."""
     try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as e:
-        raise ModelConfigError(f'{path}: not a ModelServerConfig in text format ({e}); fix or delete it') from None
-    return config
+        return parse_text(text, model_server_config_pb2.ModelServerConfig, path)
+    except ProtoTextError as e:
+        raise ModelConfigError(str(e)) from None
 
 
 def read_models_config(path: str) -> model_server_config_pb2.ModelServerConfig:

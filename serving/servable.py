@@ -1,25 +1,50 @@
-"""One loaded version of a model: the SignatureDefs TF Serving reads from saved_model.pb, and the functions behind them.
+"""One loaded version of a model, loaded and run the way TF Serving does it.
 
-TF Serving validates requests against the SignatureDef map of the MetaGraphDef tagged `serve`, and fetches only
-the outputs listed there; the server does the same, running each signature's function from the loaded
-SavedModel, through a batcher when every input and output of the signature is batch-major.
+TF Serving loads the MetaGraphDef whose tags are `--saved_model_tags` (default `serve`) into a TensorFlow session
+and runs a request by feeding and fetching the tensor names its SignatureDef lists. So does this: the session
+takes the tensors as they come, whatever their shape (TensorFlow reports what does not fit), and a SignatureDef
+input key need not be a Python identifier (the trainer names `serving_raw`'s inputs by the CSV's own columns,
+`class` for one), because the key only leads to a tensor name. Each (inputs, outputs) pair becomes a session
+callable once, built at load time for every signature; a call then costs tens of microseconds of overhead.
 """
-from typing import Dict, Optional
+import dataclasses
+import logging
+import threading
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Dict, Optional, Sequence, Tuple
 
-import numpy as np
+import grpc
 import tensorflow as tf
 from google.protobuf import text_format
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
+from tensorflow.python.saved_model import loader_impl
 
-from serving import storage
+from serving import protos, storage
 from serving.batching import Arrays, Batcher, BatchingOptions
+from serving.errors import ServingError, not_found
 
+log = logging.getLogger('tfx_tabular.serving')
 SERVE_TAG = 'serve'
-INIT_OP_SIGNATURE = '__saved_model_init_op'  # TF's restore op, listed as a signature; never callable
+BATCHING_PARAMS_FILE = 'batching_params.pbtxt'  # --enable_per_model_batching_parameters reads it from the version
 
 
-def read_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
-    """The MetaGraphDef tagged `serve`, from saved_model.pb (or .pbtxt) at the SavedModel folder `path`."""
+@dataclasses.dataclass
+class ServableOptions:
+    """How versions load: TF Serving's SessionBundleConfig, as far as the flags set it."""
+    tags: Tuple[str, ...] = (SERVE_TAG,)
+    session_config: Optional[config_pb2.ConfigProto] = None
+    batching: Optional[BatchingOptions] = None
+    per_model_batching: bool = False
+    warmup: bool = True
+    warmup_iterations: int = 1
+
+
+def _tag_set(tags) -> str:
+    return '{ ' + ' '.join(sorted(tags)) + ' }'
+
+
+def read_meta_graph(path: str, tags: Sequence[str] = (SERVE_TAG,)) -> meta_graph_pb2.MetaGraphDef:
+    """The MetaGraphDef whose tag set is `tags`, from saved_model.pb (or .pbtxt) at the SavedModel folder `path`."""
     saved_model = saved_model_pb2.SavedModel()
     binary = storage.join(path, 'saved_model.pb')
     if storage.exists(binary):
@@ -27,83 +52,110 @@ def read_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
     else:
         text_format.Parse(storage.read_bytes(storage.join(path, 'saved_model.pbtxt')).decode('utf-8'), saved_model)
     for meta_graph in saved_model.meta_graphs:
-        if SERVE_TAG in meta_graph.meta_info_def.tags:
+        if set(meta_graph.meta_info_def.tags) == set(tags):
             return meta_graph
-    raise ValueError(f'{path}: no MetaGraphDef tagged {SERVE_TAG!r}; export the model with serving signatures')
+    raise not_found(f'Could not find meta graph def matching supplied tags: {_tag_set(tags)}. To inspect available '
+                    'tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`')
 
 
-def argument_names(signature_name: str, signature_def, function) -> Dict[str, str]:
-    """{SignatureDef input key: keyword of the loaded function}. They differ where the exporter renamed a key that
-    is not a Python identifier (a CSV column named `class`); TF Serving feeds inputs by tensor name, and TF names
-    a signature's input tensor `<signature>_<keyword>:0`, so the tensor name links the two."""
-    keywords = set(function.structured_input_signature[1])
-    by_tensor = {f'{signature_name}_{k}:0': k for k in keywords}
-    return {key: key if key in keywords else by_tensor.get(info.name, key)
-            for key, info in signature_def.inputs.items()}
+def check_saved_model_dir(path: str) -> None:
+    """TF Serving's refusals before loading (session_bundle_util.cc), with its codes and messages."""
+    if storage.exists(storage.join(path, 'export.meta')):
+        raise ServingError(grpc.StatusCode.UNIMPLEMENTED, 'Session Bundle is deprecated and removed.')
+    if not any(storage.exists(storage.join(path, f)) for f in ('saved_model.pb', 'saved_model.pbtxt')):
+        raise not_found('Specified file path does not appear to contain a SavedModel bundle (should have a file '
+                        f'called `saved_model.pb`) Specified file path: {path}')
 
 
-def is_batch_major(signature_def) -> bool:
-    """Every input and output has a known rank >= 1 and an unknown first dimension: requests can be stacked."""
-    for info in list(signature_def.inputs.values()) + list(signature_def.outputs.values()):
-        shape = info.tensor_shape
-        if shape.unknown_rank or not shape.dim or shape.dim[0].size != -1:
-            return False
-    return bool(signature_def.inputs)
+def _batching_for(path: str, options: ServableOptions) -> Optional[BatchingOptions]:
+    if options.batching is None:
+        return None
+    if not options.per_model_batching:
+        return options.batching
+    params_path = storage.join(path, BATCHING_PARAMS_FILE)
+    if not storage.exists(params_path):
+        return None  # TF Serving batches only the models that ship their own parameters
+    params = protos.parse_text(storage.read_bytes(params_path).decode('utf-8'), protos.BatchingParameters,
+                               params_path)
+    return BatchingOptions.from_parameters(params)
 
 
 class Servable:
     """A model version ready to answer requests; `close` stops its batchers once queued work is done."""
 
-    def __init__(self, name: str, version: int, path: str, batching: Optional[BatchingOptions] = None):
+    def __init__(self, name: str, version: int, path: str, options: Optional[ServableOptions] = None):
+        options = options or ServableOptions()
         self.name, self.version, self.path = name, version, path
-        meta_graph = read_meta_graph(path)
+        check_saved_model_dir(path)
+        meta_graph = read_meta_graph(path, options.tags)
         self.signature_defs = dict(meta_graph.signature_def)
-        self._model = tf.saved_model.load(path, tags=[SERVE_TAG])
-        self._functions = {k: self._model.signatures[k] for k in self.signature_defs if k in self._model.signatures}
+        self._session = tf.compat.v1.Session(graph=tf.Graph(), config=options.session_config)
+        loader_impl.SavedModelLoader(path).load(self._session, list(options.tags))
+        self._callables: Dict[tuple, object] = {}
+        self._lock = threading.Lock()
+        for signature_def in self.signature_defs.values():  # builds and optimizes each graph now, not on a request
+            try:
+                self._callable(sorted(signature_def.inputs), list(signature_def.outputs), signature_def)
+            except Exception as e:  # noqa: BLE001 - e.g. the init-op signature; a request will report it
+                log.debug('%s %d: no callable for a signature: %s', name, version, e)
+        batching = _batching_for(path, options)
         self._batchers: Dict[str, Batcher] = {}
         if batching is not None:
-            for key, signature_def in self.signature_defs.items():
-                if key in self._functions and is_batch_major(signature_def):
-                    self._batchers[key] = Batcher(self._runner(key), batching, f'{name}-{version}-{key}')
+            for key in self.signature_defs:
+                self._batchers[key] = Batcher(self._batched_runner(key), batching, f'{name}-{version}-{key}')
 
-    def _runner(self, signature_name: str):
-        function = self._functions[signature_name]
+    def _callable(self, aliases: Sequence[str], outputs: Sequence[str], signature_def, timeout_ms: int = 0):
+        feeds = tuple(signature_def.inputs[a].name for a in aliases)
+        fetches = tuple(signature_def.outputs[a].name for a in outputs)
+        key = (feeds, fetches, timeout_ms)
+        function = self._callables.get(key)
+        if function is None:
+            with self._lock:
+                function = self._callables.get(key)
+                if function is None:
+                    options = config_pb2.CallableOptions(feed=feeds, fetch=fetches)
+                    if timeout_ms > 0:
+                        options.run_options.timeout_in_ms = timeout_ms
+                    function = self._session._make_callable_from_options(options)  # noqa: SLF001 - TF's own API
+                    self._callables[key] = function
+        return function
+
+    def _call(self, signature_def, inputs: Arrays, outputs: Sequence[str], timeout_ms: int = 0) -> Arrays:
+        aliases = sorted(inputs)
+        values = self._callable(aliases, outputs, signature_def, timeout_ms)(*[inputs[a] for a in aliases])
+        return dict(zip(outputs, values))
+
+    def _batched_runner(self, signature_name: str):
         signature_def = self.signature_defs[signature_name]
-        dtypes = {k: tf.dtypes.as_dtype(v.dtype) for k, v in signature_def.inputs.items()}
-        arguments = argument_names(signature_name, signature_def, function)
         outputs = list(signature_def.outputs)
+        return lambda inputs: self._call(signature_def, inputs, outputs)
 
-        def run(inputs: Arrays) -> Arrays:
-            result = function(**{arguments[k]: tf.constant(v, dtype=dtypes[k]) for k, v in inputs.items()})
-            return {k: result[k].numpy() for k in outputs}
-        return run
+    def run(self, signature_name: str, inputs: Arrays, outputs: Sequence[str], timeout_ms: int = 0) -> Arrays:
+        """The `outputs` (SignatureDef aliases) for `inputs` (aliases to numpy arrays of the SignatureDef's dtypes).
 
-    def run(self, signature_name: str, inputs: Arrays) -> Arrays:
-        """Outputs (those the SignatureDef lists) for validated inputs; raises TF's errors for bad values."""
-        if signature_name not in self._functions:
-            raise KeyError(signature_name)
+        Raises TensorFlow's errors for inputs the graph refuses. A run that takes every input and output of a
+        signature goes through its batcher, if batching is on; others run alone, as TF Serving's batching
+        session lets through the runs that match none of its signatures. `timeout_ms` bounds the run (0: none).
+        """
+        signature_def = self.signature_defs[signature_name]
         batcher = self._batchers.get(signature_name)
-        if batcher is not None:
-            return batcher.submit(inputs).result()
-        return self._runner(signature_name)(inputs)
-
-    def warm_up(self) -> None:
-        """Runs each batch-major signature on an empty batch, so the first request does not pay for tracing."""
-        for key, signature_def in self.signature_defs.items():
-            if key in self._functions and is_batch_major(signature_def):
-                empty = {k: np.zeros([0] + [max(d.size, 1) for d in v.tensor_shape.dim[1:]],
-                                     dtype=tf.dtypes.as_dtype(v.dtype).as_numpy_dtype)
-                         for k, v in signature_def.inputs.items()}
-                try:
-                    self._runner(key)(empty)
-                except Exception:  # noqa: BLE001 - some graphs refuse empty batches; warm-up is best effort
-                    pass
+        if batcher is not None and set(outputs) == set(signature_def.outputs) and \
+                set(inputs) == set(signature_def.inputs):
+            future = batcher.submit(inputs)
+            try:
+                result = future.result(timeout_ms / 1000 if timeout_ms > 0 else None)
+            except FutureTimeout:
+                raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, 'Timed out waiting for the batched run; '
+                                   'the model is busy') from None
+            return {k: result[k] for k in outputs}
+        return self._call(signature_def, inputs, outputs, timeout_ms)
 
     def close(self) -> None:
+        """Stops the batchers; the session goes once the last request holding this servable is answered."""
         for batcher in self._batchers.values():
             batcher.close()
 
     @property
     def batch_sizes(self):
-        """{signature: Counter(rows per model call)} of the batched signatures."""
+        """{signature: Counter(rows per model run)} of the batched signatures."""
         return {k: b.batch_sizes for k, b in self._batchers.items()}

@@ -86,8 +86,8 @@ def server(pushed, tmp_path_factory):
     exe = os.path.join(os.path.dirname(sys.executable), 'tfx-tabular')
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(
-            [exe, 'serve', '--model_base_path', pushed.push_dir, '--port', '0', '--rest_api_port', str(rest_port),
-             '--file_system_poll_wait_seconds', '0.5', '--max_message_mb', '4'],
+            [exe, 'serve', '--model_base_path', pushed.push_dir, '--port', str(_free_port()), '--rest_api_port',
+             str(rest_port), '--file_system_poll_wait_seconds', '0.5', '--max_message_mb', '4'],
             stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         line = _read_line(proc.stdout, 180)
@@ -186,14 +186,29 @@ def test_classify_predict_metadata_and_status_over_grpc(pushed, client):
     assert e.value.code == grpc.StatusCode.NOT_FOUND and 'Could not find any versions of model nope' in e.value.message
 
 
-def test_regress_and_multi_inference_are_unimplemented(server):
+def test_multi_inference_and_regress_answer_as_tf_serving(pushed, server):
+    """MultiInference with a classify task on serving_default answers Classify's scores; Regress refuses a
+    classification signature with TF Serving's check (one output tensor)."""
+    rows = pushed.rows[:3]
+    classes, scores = _expected_scores(pushed, rows)
+    request = inference_pb2.MultiInferenceRequest()
+    task = request.tasks.add()
+    task.model_spec.name, task.method_name = MODEL, 'tensorflow/serving/classify'
+    for e in serialize(rows, pushed.dtypes):
+        request.input.example_list.examples.add().ParseFromString(e)
     with grpc.insecure_channel(server.target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        for call, request in ((stub.Regress, regression_pb2.RegressionRequest()),
-                              (stub.MultiInference, inference_pb2.MultiInferenceRequest())):
-            with pytest.raises(grpc.RpcError) as e:
-                call(request, timeout=10)
-            assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        result = stub.MultiInference(request, timeout=20).results[0]
+        assert (result.model_spec.name, result.model_spec.signature_name) == (MODEL, 'serving_default')
+        got = [[(c.label, c.score) for c in item.classes] for item in result.classification_result.classifications]
+        assert [[label for label, _ in row] for row in got] == [classes] * 3
+        np.testing.assert_allclose([[s for _, s in row] for row in got], scores, atol=1e-6)
+        regress = regression_pb2.RegressionRequest()
+        regress.model_spec.name = MODEL
+        regress.input.CopyFrom(request.input)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Regress(regress, timeout=20)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and e.value.details() == 'Expected one output Tensor.'
 
 
 def _http(url, body=None):
@@ -214,8 +229,8 @@ def test_rest_api_speaks_tf_servings_json(pushed, server):
                      else r[k]) for k in pushed.dtypes} for r in rows]
     status, body = _http(url + ':classify', {'examples': examples})
     assert status == 200, body
-    assert [[label for label, _ in r] for r in body['result']] == [classes] * 3
-    np.testing.assert_allclose([[s for _, s in r] for r in body['result']], scores, atol=1e-6)
+    assert [[label for label, _ in r] for r in body['results']] == [classes] * 3
+    np.testing.assert_allclose([[s for _, s in r] for r in body['results']], scores, atol=1e-6)
 
     status, body = _http(url + ':predict', {'signature_name': 'serving_raw', 'instances': examples})
     assert status == 200 and len(body['predictions']) == 3, body
@@ -355,17 +370,18 @@ def _malformed_cases(pushed):
          'island'),
         ('missing input', predict, predict_request(**{k: v for k, v in columns.items() if k != 'sex'}),
          'INVALID_ARGUMENT', 'Missing but required: {sex}'),
-        ('wrong rank', predict,
-         predict_request(**dict(columns, body_mass_g=tf.make_tensor_proto([[1.0, 2.0]], dtype=tf.float32))),
-         'INVALID_ARGUMENT', 'body_mass_g'),
+        # Shapes are TensorFlow's business, as in TF Serving: here the model's own concat refuses the extra row.
+        ('inputs of different lengths', predict,
+         predict_request(**dict(columns, body_mass_g=tf.make_tensor_proto([1.0, 2.0, 3.0], dtype=tf.float32))),
+         'INVALID_ARGUMENT', 'Dimension 0 in both shapes must be equal'),
         ('shape promising 10^12 values', predict, predict_request(**dict(columns, bill_depth_mm=huge)),
-         'INVALID_ARGUMENT', 'bill_depth_mm'),
+         'INVALID_ARGUMENT', 'tensor parsing error: bill_depth_mm'),
         ('unknown signature (Predict)', predict, predict_request('nope', **columns), 'FAILED_PRECONDITION',
          'Serving signature key "nope" not found'),
         ('unknown signature (Classify)', classify, classify_request(good, 'nope'), 'INVALID_ARGUMENT',
          'No signature was found with the name: nope'),
-        ('Classify on a predict signature', classify, classify_request(good, 'serving_raw'), 'INVALID_ARGUMENT',
-         'method_name to be tensorflow/serving/classify'),
+        ('Classify on a signature of many inputs', classify, classify_request(good, 'serving_raw'),
+         'INVALID_ARGUMENT', 'Expected one input Tensor.'),
         ('empty Classify', classify, classify_request([]), 'INVALID_ARGUMENT', 'Input is empty'),
         ('unknown model', classify, classify_request(good, model='pengwin'), 'NOT_FOUND',
          'Latest(pengwin)'),
