@@ -28,8 +28,8 @@ from components.model_selector import ModelSelector
 from components.pusher import ATOMIC_PUSH_EXECUTOR
 from components.served_model import BaselineEvaluator, ServedModel
 from pipeline.config import MODEL_KINDS
-from transforms.preprocessing import custom_config
 from kubeflow.beam_profiles import resolve_running_mode
+from transforms.preprocessing import custom_config
 
 # ExampleGen hashes each example into one of 100 buckets: the same rows always land in the same split.
 SPLIT_BUCKETS = 100

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Callable, Dict, Optional
 
+from kubeflow.beam_profiles import resolve_running_mode
 from pipeline.csv_checks import DataError, prepare_input
 
 # TensorFlow, TFX and Beam are imported inside run_pipeline, once stderr goes to the run log: importing them
@@ -105,7 +106,10 @@ def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
     os.makedirs(config.run_path, exist_ok=True)
     log_path = os.path.join(config.run_path, 'run.log')
     progress = _Progress(echo)
-    echo(f'Running pipeline {config.name!r} ({sum(label_counts.values())} rows); full log: {log_path}')
+    _, mode = resolve_running_mode(config.beam.args, config.csv_bytes)
+    beam = {'in_memory': '; Beam runs in this process: small CSV',
+            'multi_processing': '; Beam runs one worker process per CPU: large CSV'}.get(mode, '')
+    echo(f'Running pipeline {config.name!r} ({sum(label_counts.values())} rows{beam}); full log: {log_path}')
     if csv_pattern != config.csv_pattern:
         why = sorted({reason for reasons in scan.rewrites.values() for reason in reasons})
         echo(f'CsvExampleGen reads a normalised copy of data.csv ({"; ".join(why)}): {os.path.dirname(csv_pattern)}')
