@@ -189,7 +189,9 @@ class BaselineEvaluatorExecutor(evaluator_executor.Executor):
                                  base, version, recorded)
                     if version is not None:
                         temp = tempfile.mkdtemp(prefix='served-model-')
-                        baseline = _served_copy(base, version, temp)
+                        copy = _served_copy(base, version, temp)
+                        copy.id = baseline.id  # Kubeflow's entrypoint looks inputs up by id afterwards
+                        baseline = copy
                 if version is None:
                     baseline = None
             elif not baseline_found({key: [baseline]}):  # another Model artifact: its files decide
