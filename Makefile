@@ -1,6 +1,7 @@
 # The two commands a user needs; both create .venv from requirements.lock when it is missing.
 #   make demo   runs the pipeline on the shipped attrition dataset
 #   make test   runs the test suite
+#   make test-fast  the tests that run no pipeline (a couple of minutes)
 PYTHON ?= python3.11
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
@@ -9,7 +10,7 @@ QUIET_PIP := grep -v 'is ignored: it is neither a file nor a directory' || true
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench venv
+.PHONY: demo test test-fast bench venv
 
 venv: $(STAMP)
 
@@ -27,6 +28,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "not pipeline" tests
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/pipeline.py

@@ -9,6 +9,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, 'data')
 
 
+# Modules whose tests run pipelines, train models or serve trained ones: marked `pipeline`, so that
+# `make test-fast` (pytest -m "not pipeline") runs the rest in a couple of minutes. `make test` runs everything.
+PIPELINE_MODULES = {
+    'test_baseline', 'test_compare', 'test_digits', 'test_embedding_metadata', 'test_fairness', 'test_hierarchical',
+    'test_kubeflow_run_local', 'test_majority_gate', 'test_messy_csv_e2e', 'test_models', 'test_pipeline_e2e',
+    'test_serving', 'test_tfserving_conformance', 'test_trainers', 'test_trees', 'test_tuning', 'test_wide_data'}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__.rsplit('.', 1)[-1] in PIPELINE_MODULES:
+            item.add_marker(pytest.mark.pipeline)
+
+
 def write_csv(path, header, rows):
     with open(path, 'w', encoding='utf-8') as f:
         f.write(','.join(header) + '\n')
