@@ -215,7 +215,8 @@ def main():
     parser.add_argument('--steps', type=int, default=1000, help='timed training steps (steady)')
     parser.add_argument('--warmup', type=int, default=50, help='steps run before timing starts (steady)')
     parser.add_argument('--repeats', type=int, default=5, help='steady runs per row: best wall and median CPU figure printed')
-    parser.add_argument('--kinds', nargs='+', default=list(MODEL_KINDS), choices=MODEL_KINDS)
+    neural = [k for k, v in MODEL_KINDS.items() if v.trainer != 'trees']  # trees train in one YDF call, no steps
+    parser.add_argument('--kinds', nargs='+', default=neural, choices=neural)
     args = parser.parse_args()
     tf.get_logger().setLevel('ERROR')
     absl_logging.set_verbosity(absl_logging.ERROR)
@@ -242,7 +243,7 @@ def main():
         results = []  # (kind, input, (wall ex/s, CPU ex/s), run_fn examples/s, run_fn seconds)
         floors = {}
         for kind in args.kinds:
-            if kind.startswith('keras_'):  # floor and real alternate, so a burst of load hits both alike
+            if MODEL_KINDS[kind].trainer == 'keras':  # floor and real alternate, so a burst of load hits both alike
                 pairs = [(bench.keras_steady(kind, bench.in_memory()), bench.keras_steady(kind, bench.dataset('train')))
                          for _ in range(args.repeats)]
                 floors[kind] = (max(p[0][0] for p in pairs), statistics.median(p[0][1] for p in pairs))
