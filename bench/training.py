@@ -179,7 +179,7 @@ class Bench:
         model_run = tempfile.mkdtemp(dir=self.out)
         tf.keras.utils.set_random_seed(self.seed)
         start = time.perf_counter()
-        if kind.startswith('keras_'):
+        if MODEL_KINDS[kind].trainer == 'keras':
             model = build_keras_model(self.features, self.tft_output, self.n, cfg, self.label.type)
             epochs = min(cfg['epochs'], steps)
             model.fit(self.dataset('train'), epochs=epochs, steps_per_epoch=math.ceil(steps / epochs),

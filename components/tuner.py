@@ -20,7 +20,7 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from components.trainer import _dataset, build_keras_model, class_names
-from pipeline.config import TuningConfig
+from pipeline.config import MODEL_KINDS, TuningConfig
 from transforms.preprocessing import parse_custom_config
 
 TUNABLE = ('hidden_units', 'learning_rate', 'dropout')
@@ -90,7 +90,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     """
     features, label = parse_custom_config(fn_args.custom_config)
     model_cfg = fn_args.custom_config['model']
-    if not model_cfg['kind'].startswith('keras_'):
+    if not MODEL_KINDS[model_cfg['kind']].tunable:
         raise ValueError(f'tuning applies to Keras kinds only, not {model_cfg["kind"]}')
     tuning = TuningConfig(**(model_cfg.get('tuning') or {})).model_dump(mode='json')
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
