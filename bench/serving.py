@@ -3,18 +3,28 @@
 For batches of 1 and 64 examples at concurrency 1, 8 and 32 (closed loop: each client thread sends its next
 request when the last one is answered), prints p50/p99 latency and throughput of
   - gRPC: a ClassificationRequest (tf.Examples) through the tensorflow-serving-api stub to the server, a
-    separate process on loopback, with server-side batching on (and, with --compare_batching, off);
-  - floor: the same serialized examples through the SavedModel's serving_default signature in this process;
-and their ratios. Runs on whatever cores the machine has; the client threads share them with the server.
+    separate process on loopback, batching off (TF Serving's default);
+  - gRPC, batching: the same with `--enable_batching` and the --batching_parameters below;
+  - floor: the same serialized examples through the SavedModel's signature in this process, as
+    `tf.saved_model.load(...).signatures[...]` calls it;
+  - session: the same through a TensorFlow session callable in this process, the way TF Serving (and this
+    server) runs a model: the cost of the model alone;
+and the gRPC rows' ratios to the floor. Client threads and server share the machine's cores.
 
-    .venv/bin/python bench/serving.py [--model_base_path serving_models/penguins] [--seconds 4]
+    .venv/bin/python bench/serving.py [--model_base_path serving_models/penguins] [--csv rows.csv |
+        --examples 'Split-eval/*.gz' | --config data/penguins/config.yaml] [--seconds 4]
 
-Without --model_base_path it first trains the penguins model into a temporary folder (about 1.5 minutes).
+Examples come from --csv (rows typed by the model's serving_raw signature), --examples (TFRecord files of
+serialized tf.Examples, gzipped or not), or --config (the eval split of that pipeline config's latest run).
+Without --model_base_path it first trains the penguins model into a temporary folder (about 1.5 minutes) and
+uses that run's eval split.
 """
 import argparse
 import csv
+import glob
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,10 +37,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCHES = (1, 64)
 CONCURRENCY = (1, 8, 32)
+# One batch thread: with each request's ops in its own thread, one thread running merged batches (which TensorFlow
+# spreads over the cores) did better here than two running smaller ones.
+BATCHING = 'max_batch_size { value: 1024 } num_batch_threads { value: 1 }'
 
 
-def train_penguins(tmp: str) -> str:
-    """Runs the pipeline on the shipped penguins data into `tmp`; returns the model's base path."""
+def train_penguins(tmp: str):
+    """Runs the pipeline on the shipped penguins data into `tmp`; returns (the model's base path, its run dir)."""
     import yaml
     from pipeline.config import load_config
     from pipeline.runner import run_pipeline
@@ -47,16 +60,62 @@ def train_penguins(tmp: str) -> str:
     summary = run_pipeline(config, echo=lambda line: None)
     if not summary.get('pushed'):
         sys.exit('the penguins model was not pushed; see ' + summary['log'])
-    return os.path.dirname(summary['pushed_to'])
+    return os.path.dirname(summary['pushed_to']), config.run_path
 
 
-def start_server(base_path: str, batching: bool):
+def eval_split_files(run_path: str):
+    """The eval split CsvExampleGen wrote in the latest run under `run_path`."""
+    splits = glob.glob(os.path.join(run_path, 'pipeline_root', '*ExampleGen', 'examples', '*', 'Split-eval'))
+    if not splits:
+        sys.exit(f'{run_path}: no ExampleGen eval split; run the pipeline first, or pass --csv / --examples')
+    newest = max(splits, key=lambda p: int(os.path.basename(os.path.dirname(p))))
+    return sorted(glob.glob(os.path.join(newest, '*')))
+
+
+def read_examples(files):
+    """Serialized tf.Examples from TFRecord files (gzipped when named *.gz)."""
+    import tensorflow as tf
+    examples = []
+    for path in files:
+        compression = 'GZIP' if path.endswith('.gz') else ''
+        examples += [r.numpy() for r in tf.data.TFRecordDataset(path, compression_type=compression)]
+    return examples
+
+
+def load_examples(args, model_dir: str, run_path: str):
+    if args.csv:
+        from serving.examples import raw_feature_dtypes, serialize
+        with open(args.csv, newline='') as f:
+            rows = list(csv.DictReader(f))
+        return serialize(rows, raw_feature_dtypes(model_dir)), args.csv
+    if args.examples:
+        files = sorted(glob.glob(args.examples))
+        if not files:
+            sys.exit(f'--examples {args.examples}: no such files')
+        return read_examples(files), args.examples
+    if args.config:
+        from pipeline.config import load_config
+        run_path = load_config(args.config, check_csv=False).run_path
+    if not run_path:
+        sys.exit('pass --csv, --examples or --config to say which examples to send to this model')
+    files = eval_split_files(run_path)
+    return read_examples(files), os.path.dirname(files[0])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def start_server(base_path: str, name: str, batching_file: str = ''):
     exe = os.path.join(os.path.dirname(sys.executable), 'tfx-tabular')
-    proc = subprocess.Popen([exe, 'serve', '--model_base_path', base_path, '--port', '0',
-                             f'--enable_batching={str(batching).lower()}'],
+    batching = ['--enable_batching', f'--batching_parameters_file={batching_file}'] if batching_file else []
+    proc = subprocess.Popen([exe, 'serve', f'--model_base_path={base_path}', f'--model_name={name}',
+                             f'--port={free_port()}', *batching],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
-    match = re.search(r'Serving gRPC on (\S+?);', line)
+    match = re.search(r'Serving gRPC on (\S+?)[,;]', line)
     if not match:
         proc.kill()
         sys.exit(f'the server did not start: {line!r}')
@@ -95,64 +154,92 @@ def stats(latencies, rows: int, seconds: float):
             'rows_per_s': len(lat) * rows / seconds, 'requests': len(lat)}
 
 
+def session_floor(model_dir: str, signature_name: str):
+    """The signature as a session callable, fed and fetched by tensor name, as TF Serving runs it."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.saved_model import loader_impl
+    session = tf.compat.v1.Session(graph=tf.Graph())
+    meta_graph = loader_impl.SavedModelLoader(model_dir).load(session, ['serve'])
+    signature = meta_graph.signature_def[signature_name]
+    options = config_pb2.CallableOptions(feed=[signature.inputs['inputs'].name],
+                                         fetch=[t.name for t in signature.outputs.values()])
+    return session._make_callable_from_options(options)  # noqa: SLF001 - TF's own API
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--model_base_path', help='<push_dir>/<model> of a model with serving_raw/serving_default '
+    parser.add_argument('--model_base_path', help='<push_dir>/<model> of a model with a classification signature '
                                                   '(default: train penguins first)')
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--csv', help='CSV rows to send (typed by the model\'s serving_raw signature)')
+    source.add_argument('--examples', help='glob of TFRecord files of serialized tf.Examples to send')
+    source.add_argument('--config', help='pipeline config whose latest run\'s eval split to send')
+    parser.add_argument('--signature', default='serving_default', help='classification signature (default '
+                                                                       'serving_default)')
     parser.add_argument('--seconds', type=float, default=4.0, help='measured seconds per cell (default 4)')
-    parser.add_argument('--compare_batching', action='store_true', help='also run the server without batching')
+    parser.add_argument('--batching_parameters', default=BATCHING,
+                        help=f'BatchingParameters (text) of the batching run (default: {BATCHING})')
     args = parser.parse_args()
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
     from serving import model_config as mc
-    from serving.examples import raw_feature_dtypes, serialize
 
     with tempfile.TemporaryDirectory() as tmp:
-        base = args.model_base_path or train_penguins(tmp)
-        versions = mc.list_versions(base)
-        if not versions:
+        run_path = None
+        if args.model_base_path:
+            base = os.path.abspath(args.model_base_path)
+        else:
+            base, run_path = train_penguins(tmp)
+        folders = mc.version_folders(base)
+        if not folders:
             sys.exit(f'{base}: no model version; pass --model_base_path <push_dir>/<model>')
-        model_dir = os.path.join(base, str(versions[-1]))
-        model = tf.saved_model.load(model_dir)
-        signature = model.signatures['serving_default']
-        with open(os.path.join(ROOT, 'data', 'penguins', 'penguins.csv'), newline='') as f:
-            rows = list(csv.DictReader(f))
-        examples = serialize(rows, raw_feature_dtypes(model_dir))
-        name = os.path.basename(os.path.abspath(base))
+        model_dir = os.path.join(base, folders[max(folders)])
+        examples, source = load_examples(args, model_dir, run_path)
+        if len(examples) < max(BATCHES):
+            examples = (examples * max(BATCHES))[:max(BATCHES)]
+        name = os.path.basename(base)
+        signature = tf.saved_model.load(model_dir).signatures[args.signature]
+        session = session_floor(model_dir, args.signature)
 
         results = {}
         for batch in BATCHES:
-            inputs = tf.constant(examples[:batch])
+            inputs, array = tf.constant(examples[:batch]), np.array(examples[:batch], dtype=object)
             for c in CONCURRENCY:
                 results[('floor', batch, c)] = stats(
                     closed_loop(lambda: signature(inputs=inputs), c, args.seconds), batch, args.seconds)
-        for batching in (True, False) if args.compare_batching else (True,):
-            proc, target = start_server(base, batching)
+                results[('session', batch, c)] = stats(
+                    closed_loop(lambda: session(array), c, args.seconds), batch, args.seconds)
+        batching_file = os.path.join(tmp, 'batching.txt')
+        with open(batching_file, 'w') as f:
+            f.write(args.batching_parameters)
+        for batching in (False, True):
+            proc, target = start_server(base, name, batching_file if batching else '')
             try:
                 channel = grpc.insecure_channel(target)
                 stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
                 for batch in BATCHES:
                     request = classification_pb2.ClassificationRequest()
-                    request.model_spec.name = name
+                    request.model_spec.name, request.model_spec.signature_name = name, args.signature
                     for e in examples[:batch]:
                         request.input.example_list.examples.add().ParseFromString(e)
                     stub.Classify(request, timeout=30)
                     for c in CONCURRENCY:
                         latencies = closed_loop(lambda: stub.Classify(request, timeout=30), c, args.seconds)
-                        results[('grpc' if batching else 'grpc, no batching', batch, c)] = stats(
+                        results[('gRPC, batching' if batching else 'gRPC', batch, c)] = stats(
                             latencies, batch, args.seconds)
                 channel.close()
             finally:
                 proc.terminate()
                 proc.wait(30)
 
-    print(f'\nBenchmark: Classify on {name} ({len(examples[0])}-byte tf.Examples), {os.cpu_count()} cores, '
-          f'{args.seconds:g} s per cell, client threads and server on the same machine')
+    print(f'\nBenchmark: Classify on {name} ({len(examples[0])}-byte tf.Examples from {source}), {os.cpu_count()} '
+          f'cores, {args.seconds:g} s per cell, client threads and server on the same machine')
     print('| path | batch | concurrency | p50 ms | p99 ms | rows/s | p50 vs floor | rows/s vs floor |')
     print('|---|---:|---:|---:|---:|---:|---:|---:|')
-    for kind in ('floor', 'grpc', 'grpc, no batching'):
+    for kind in ('floor', 'session', 'gRPC', 'gRPC, batching'):
         for batch in BATCHES:
             for c in CONCURRENCY:
                 r = results.get((kind, batch, c))

@@ -257,6 +257,9 @@ def server_options(args):
                              load_retry_interval_seconds=max(0.0, args.load_retry_interval_micros / 1e6),
                              num_load_threads=max(0, args.num_load_threads),
                              allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models)
+    for flag in ('port', 'rest_api_port'):
+        if not 0 <= getattr(args, flag) <= 65535:
+            raise FlagError(f'--{flag} {getattr(args, flag)} is not a TCP port (0 to 65535)')
     rest_port = args.rest_api_port
     if rest_port and rest_port == args.port:
         print('warning: --rest_api_port cannot be the same as --port; the REST API is not exported (as '

@@ -90,6 +90,7 @@ class ModelManager:
         self._sync_lock = threading.Lock()  # one sync at a time (the poll thread, or a config reload)
         self._models: Dict[str, _Model] = {}
         self._labels: Dict[str, Dict[str, int]] = {}
+        self._kept = set()  # (model, version) kept past its policy, warned about once
         self._pool = (concurrent.futures.ThreadPoolExecutor(self.options.num_load_threads, 'load')
                       if self.options.num_load_threads > 0 else None)
         REGISTRY.watch_states(self)
@@ -178,8 +179,9 @@ class ModelManager:
             unwanted = sorted(v for v, s in model.versions.items() if s.servable is not None and v not in wanted)
         # AvailabilityPreservingPolicy: keep one unwanted version while no wanted version is AVAILABLE.
         if wanted and not serving_wanted and unwanted:
-            if len(unwanted) == 1:
-                log.warning('%s: keeping version %d until a wanted version loads', name, unwanted[0])
+            if (name, unwanted[-1]) not in self._kept:
+                self._kept.add((name, unwanted[-1]))
+                log.warning('%s: keeping version %d until a wanted version loads', name, unwanted[-1])
             unwanted = unwanted[:-1]
         for version in unwanted:
             self._unload(name, model, version)

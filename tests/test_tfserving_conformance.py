@@ -29,6 +29,7 @@ TF Serving answers (the bad-model test, which upstream never runs), the comment 
 The last section (not from upstream) checks the flags and metrics this server implements from TF Serving's
 main.cc, server.cc and http_server.cc.
 """
+import atexit
 import json
 import os
 import re
@@ -150,6 +151,7 @@ class Servers:
         command += list(extra)
         log = open(os.path.join(self.log_dir, f'server-{port}.log'), 'w')
         proc = subprocess.Popen(command, stdout=log, stderr=pipe or log)
+        atexit.register(proc.kill)  # as upstream: no server outlives the tests, whatever stops them
         proc.log_path = log.name
         if wait_for_server_ready:
             wait_until_ready(port, proc)
