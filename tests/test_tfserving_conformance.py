@@ -50,7 +50,11 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 from tensorflow_serving.config import model_server_config_pb2
 
-TESTDATA = os.environ.get('TFSERVING_TESTDATA', '/work/shared/reference/tfserving-testdata')
+_CANDIDATES = [os.environ.get('TFSERVING_TESTDATA', ''),  # else shared/ beside the checkout, as CI lays it out
+               os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'shared',
+                            'reference', 'tfserving-testdata'),
+               '/work/shared/reference/tfserving-testdata']
+TESTDATA = next((p for p in _CANDIDATES if p and os.path.isdir(p)), _CANDIDATES[-1])
 pytestmark = pytest.mark.skipif(not os.path.isdir(TESTDATA), reason=f'TF Serving testdata not found at {TESTDATA}')
 
 RPC_TIMEOUT = 20.0
