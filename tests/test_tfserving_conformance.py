@@ -23,7 +23,7 @@ A port of github.com/tensorflow/serving at commit 9d981c5c2708d23c5407c7c1e30309
     `Version_Label`), their C++ calls made here as real gRPC and HTTP requests.
 Changes from upstream: pytest instead of tf.test; the server is `tfx-tabular serve` started as a subprocess on
 free ports; waits poll for the condition instead of sleeping a fixed time; the test models are read from
-TF Serving's testdata as copied (unmodified) into TFSERVING_TESTDATA. Where an upstream expectation is not what
+TF Serving's testdata, copied unmodified into tests/tfserving_testdata/. Where an upstream expectation is not what
 TF Serving answers (the bad-model test, which upstream never runs), the comment says what its source answers.
 
 The last section (not from upstream) checks the flags and metrics this server implements from TF Serving's
@@ -50,12 +50,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 from tensorflow_serving.config import model_server_config_pb2
 
-_CANDIDATES = [os.environ.get('TFSERVING_TESTDATA', ''),  # else shared/ beside the checkout, as CI lays it out
-               os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'shared',
-                            'reference', 'tfserving-testdata'),
-               '/work/shared/reference/tfserving-testdata']
-TESTDATA = next((p for p in _CANDIDATES if p and os.path.isdir(p)), _CANDIDATES[-1])
-pytestmark = pytest.mark.skipif(not os.path.isdir(TESTDATA), reason=f'TF Serving testdata not found at {TESTDATA}')
+TESTDATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'tfserving_testdata')  # see its NOTICE.txt
 
 RPC_TIMEOUT = 20.0
 HTTP_REST_TIMEOUT_MS = 5000
