@@ -370,7 +370,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     raw_columns = [n for n, f in features.items() if f.kind != 'crossed']
     signatures = _signatures(holder, probabilities, tf_transform_output, raw_columns, label, names)
     if isinstance(holder, tf.keras.Model):
-        holder.save(fn_args.serving_model_dir, save_format='tf', signatures=signatures)
+        # Keras rebuilds the model from its config when loading (every layer here has one), so tracing each layer's
+        # call functions into the SavedModel would only make saving and every load slower: twice, on wide data.
+        holder.save(fn_args.serving_model_dir, save_format='tf', signatures=signatures, save_traces=False)
     else:
         tf.saved_model.save(holder, fn_args.serving_model_dir, signatures=signatures)
     finish_signature_defs(fn_args.serving_model_dir, raw_columns)

@@ -208,8 +208,9 @@ def _feature_layer_input(run, switched):
             hits = [(j, v) for j, (k, v) in enumerate(switched) if k == key]
             features[key] = tf.SparseTensor(np.array([[j, 0] for j, _ in hits], np.int64).reshape(-1, 2),
                                             np.array([v for _, v in hits], np.int64), [n, 1])
-        else:
-            features[column.key] = tf.constant([v if k == column.key else 0.0 for k, v in switched], tf.float32)
+        else:  # the numeric block: one input per numeric feature
+            for key in column.parse_example_spec:
+                features[key] = tf.constant([v if k == key else 0.0 for k, v in switched], tf.float32)
     return layer(features).numpy()
 
 

@@ -41,6 +41,7 @@ def _fit(config, outputs, tf_transform_output, n_classes, labels):
 def test_feature_columns_sizes_and_embeddings(transformed):
     config, _, tf_transform_output = transformed
     deep = {c.name: c for c in feature_columns(config.features, tf_transform_output)}
+    assert deep['numeric'].keys == ('num_xf',) and deep['numeric'].variable_shape == [1]
     assert deep['city_xf_embedding'].dimension == 3
     assert deep['city_xf_embedding'].categorical_column.num_buckets == (
         tf_transform_output.vocabulary_size_by_name('city') + 1)

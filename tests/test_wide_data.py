@@ -163,3 +163,24 @@ def test_a_line_break_and_a_blank_are_out_of_vocabulary(wide):
     assert outputs[transformed_name(NAMES[0])][1] == len(vocabulary)
     assert tft.TFTransformOutput(out_dir).vocabulary_by_name('sparse') == [b'only']
     assert outputs['sparse_xf'][0] == 0 and all(1 <= i < 4 for i in outputs['sparse_xf'][1:])
+
+
+def test_each_output_is_computed_from_its_own_column(wide):
+    """tf.Transform walks every output's subgraph back to the inputs whenever it loads the graph (each Beam worker,
+    the Trainer, the projector): outputs computed from a stack of all the columns make that quadratic in the width.
+    In the written graph, each numeric output's subgraph holds its own input and a few ops, not the others'."""
+    _, _, _, out_dir = wide
+    transform_fn = tf.saved_model.load(os.path.join(out_dir, 'transform_fn')).transform_fn
+    graph = (transform_fn.concrete_functions[0] if hasattr(transform_fn, 'concrete_functions') else transform_fn).graph
+    captured = {t.op.name for t in graph.internal_captures}
+    inputs = {t.op.name for t in graph.inputs} - captured
+    assert len(inputs) >= 3 * WIDTH and len(graph.get_operations()) > 20 * WIDTH
+    for tensor in graph.outputs:
+        seen, stack = set(), [tensor.op]
+        while stack:
+            op = stack.pop()
+            if op.name not in seen:
+                seen.add(op.name)
+                stack.extend(t.op for t in op.inputs)
+        # One column's input (a column with blanks is a SparseTensor: indices, values, shape).
+        assert len(seen & inputs) <= 3 and len(seen) < 100, (tensor.name, len(seen & inputs), len(seen))

@@ -84,6 +84,11 @@ def _numbers(x) -> tf.Tensor:
     return tf.reshape(tf.cast(x, tf.float32), [-1])
 
 
+def _sparse(x) -> bool:
+    """Whether a raw column can miss values (a column with blanks arrives as a SparseTensor)."""
+    return isinstance(x, tf.SparseTensor)
+
+
 def _text(x) -> tf.Tensor:
     """A column as rank-1 strings ('' where a row has no value), numbers as their decimal text."""
     if isinstance(x, tf.SparseTensor):
@@ -110,49 +115,59 @@ def _mean(x):
     return _finite(tft.mean(x, reduce_instance_dims=False))
 
 
-def _scaled(x: tf.Tensor, scaling: str) -> tf.Tensor:
-    """Every column of `x` ([batch, columns], NaN where missing) filled with its mean and scaled, by elementwise
-    analyzers: a handful of analyzers for any number of columns, all in one analysis phase.
+def _scaled(columns: List[tf.Tensor], blanks: List[bool], scaling: str) -> List[tf.Tensor]:
+    """Numeric columns (rank-1, NaN where missing; `blanks`: whether a column can miss values at all) filled with
+    their mean and scaled, their statistics computed together by elementwise analyzers over the stacked columns: a
+    handful of analyzers, one analysis phase, however many columns.
+
+    Each output is computed from its own column and its slice of the statistics, in as few ops as it takes, never
+    from the stack: tf.Transform walks every output's subgraph back to its inputs whenever it loads the graph, and
+    traces this function several times, so both the size of each output's subgraph and the ops per column count.
 
     The result is what filling first and then scaling the filled column gives (`log`: log1p of the filled value).
-    Blanks would need a second phase (the mean, then the statistics of the filled column), so the filled column's
-    statistics are derived from the present values' instead: a share `p` of present values with mean m and variance
-    v, the rest at the fill value f, has mean p*m + (1-p)*f and variance p*(v + (m - mean)^2) + (1-p)*(f - mean)^2.
+    That would take a second phase (the mean, then the filled column's statistics), so the filled column's mean and
+    variance are derived from the present values' instead: a share p of present values with mean m and variance v,
+    the rest at the fill value f, has mean p*m + (1-p)*f and variance p*(v + (m - mean)^2) + (1-p)*(f - mean)^2.
     """
+    x = tf.stack(columns, axis=1)
     present = tf.logical_not(tf.math.is_nan(x))
     mean = _mean(x)
-    filled = tf.where(present, x, mean)
     if scaling == 'raw':
-        return filled
+        return [_filled(c, b, m) for c, b, m in zip(columns, blanks, tf.unstack(mean))]
     if scaling == 'min_max':
         low = tft.min(tf.where(present, x, float('inf')), reduce_instance_dims=False)
         high = tft.max(tf.where(present, x, float('-inf')), reduce_instance_dims=False)
+        spread = tf.where(low < high, high - low, 0.0)
         # As tft.scale_to_0_1: a constant column goes through a sigmoid.
-        return tf.where(low < high, (filled - low) / (high - low), tf.math.sigmoid(filled))
-    if scaling == 'log':
-        values, fill = tf.where(present, _log1p(x), float('nan')), _log1p(mean)
-        values_mean = _mean(values)
-    else:  # z_score
-        values, fill, values_mean = x, mean, mean
+        return [tf.where(d > 0, (f - lo) / tf.where(d > 0, d, 1.0), tf.math.sigmoid(f)) for f, lo, d in
+                zip(map(_filled, columns, blanks, tf.unstack(mean)), tf.unstack(low), tf.unstack(spread))]
+    transform = _log1p if scaling == 'log' else (lambda values: values)
+    values = tf.where(present, transform(x), float('nan'))
+    fill, values_mean = transform(mean), _mean(values)
     values_var = _finite(tft.var(values, reduce_instance_dims=False))
     share = tft.mean(tf.cast(present, tf.float32), reduce_instance_dims=False)
     filled_mean = share * values_mean + (1 - share) * fill
     filled_var = (share * (values_var + tf.square(values_mean - filled_mean))
                   + (1 - share) * tf.square(fill - filled_mean))
-    centred = tf.where(present, values, fill) - filled_mean
-    std = tf.sqrt(filled_var)
     # As tft.scale_to_z_score: a column without spread is only centred.
-    return tf.where(std > 0, centred / tf.where(std > 0, std, 1.0), centred)
+    std = tf.where(filled_var > 0, tf.sqrt(filled_var), 1.0)
+    return [(transform(_filled(c, b, fill_value)) - m) / s for c, b, fill_value, m, s in
+            zip(columns, blanks, tf.unstack(mean), tf.unstack(filled_mean), tf.unstack(std))]
 
 
-def _bucketized(x: tf.Tensor, num_buckets: int) -> List[tf.Tensor]:
-    """Quantile bucket ids of every column of `x` ([batch, columns], NaN where missing), as `tft.bucketize` gives
-    them, from one elementwise quantiles analyzer. Boundaries come from the present values; a missing value gets
-    the bucket of its column's mean."""
+def _filled(column: tf.Tensor, blanks: bool, value: tf.Tensor) -> tf.Tensor:
+    """`column` with its NaN (missing) entries set to `value`; as it is when it has no blanks."""
+    return tf.where(tf.math.is_nan(column), value, column) if blanks else column
+
+
+def _bucketized(columns: List[tf.Tensor], blanks: List[bool], num_buckets: int) -> List[tf.Tensor]:
+    """Quantile bucket ids of numeric columns (rank-1, NaN where missing), as `tft.bucketize` gives them, from one
+    elementwise quantiles analyzer over the stacked columns (applied column by column, as in `_scaled`). Boundaries
+    come from the present values; a missing value gets the bucket of its column's mean."""
+    x = tf.stack(columns, axis=1)
     boundaries = tft.quantiles(x, num_buckets, epsilon=min(1.0 / num_buckets, 0.01), reduce_instance_dims=False)
-    filled = tf.where(tf.math.is_nan(x), _mean(x), x)
-    return [tft.apply_buckets(column, column_boundaries[tf.newaxis, :]) for column, column_boundaries in
-            zip(tf.unstack(filled, axis=1), tf.unstack(tf.reshape(boundaries, [x.shape[1], -1])))]
+    return [tft.apply_buckets(_filled(c, b, m), bounds[tf.newaxis, :]) for c, b, m, bounds in
+            zip(columns, blanks, tf.unstack(_mean(x)), tf.unstack(tf.reshape(boundaries, [len(columns), -1])))]
 
 
 def _label_ids(raw_label, label: LabelConfig):
@@ -188,17 +203,19 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
     features, label = parse_custom_config(custom_config)
     outputs, cross_values = {}, {}
     for scaling, names in _groups(features, 'numeric', lambda spec: spec.scaling).items():
-        scaled = _scaled(tf.stack([_numbers(inputs[n]) for n in names], axis=1), scaling)
-        outputs.update(zip(map(transformed_name, names), tf.unstack(scaled, axis=1)))
+        scaled = _scaled([_numbers(inputs[n]) for n in names], [_sparse(inputs[n]) for n in names], scaling)
+        outputs.update(zip(map(transformed_name, names), scaled))
     for buckets, names in _groups(features, 'bucketized', lambda spec: spec.buckets).items():
-        for name, ids in zip(names, _bucketized(tf.stack([_numbers(inputs[n]) for n in names], axis=1), buckets)):
+        columns, blanks = [_numbers(inputs[n]) for n in names], [_sparse(inputs[n]) for n in names]
+        for name, ids in zip(names, _bucketized(columns, blanks, buckets)):
             outputs[transformed_name(name)] = ids
             cross_values[name] = tf.strings.as_string(ids)
     categorical = [n for n, spec in features.items() if spec.kind == 'categorical']
     if categorical:
-        values = tf.stack([_text(inputs[n]) for n in categorical], axis=1)
-        files = vocabularies(values, [feature_key(n) for n in categorical], [features[n].top_k for n in categorical])
-        for name, column, path in zip(categorical, tf.unstack(values, axis=1), files):
+        columns = [_text(inputs[n]) for n in categorical]
+        files = vocabularies(tf.stack(columns, axis=1), [feature_key(n) for n in categorical],
+                             [features[n].top_k for n in categorical])
+        for name, column, path in zip(categorical, columns, files):
             outputs[transformed_name(name)] = tft.apply_vocabulary(
                 column, path, num_oov_buckets=features[name].oov_buckets)
             cross_values[name] = column

@@ -177,9 +177,8 @@ def estimator_network(variables: Dict[str, np.ndarray], feature_columns: List, a
 
 
 def _keys(column) -> List[str]:
-    if hasattr(column, 'categorical_column'):
-        return _keys(column.categorical_column)
-    return [column.key] if hasattr(column, 'key') else []
+    """The transformed features a column reads."""
+    return list(column.parse_example_spec)
 
 
 def load_network(serving_dir: str, feature_columns_fn: Callable[[], List], multi_label: bool = False) -> Network:

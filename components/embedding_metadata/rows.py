@@ -13,6 +13,7 @@ from components.embedding_metadata.data import Split
 from components.embedding_metadata.network import Network, Segment
 from components.embedding_metadata.projector import ProjectorTensor
 from components.embedding_metadata.values import MISSING, Row, ValueCatalog
+from transforms.feature_columns import NumericBlock
 
 FEATURE_HEADER = ['label', 'feature', 'kind', 'value', 'frequency']
 UNIT_HEADER = ['label', 'layer', 'unit', 'active_rate', 'top_inputs']
@@ -38,6 +39,8 @@ def input_rows(segments: List[Segment], catalog: ValueCatalog) -> List[Row]:
                    for j in range(segment.width)]
         elif hasattr(column, 'categorical_column'):  # indicator: one row per id
             got = catalog.id_rows(column.categorical_column.key, column.categorical_column.num_buckets)
+        elif isinstance(column, NumericBlock):  # one row per numeric feature, side by side
+            got = [row for key in column.keys for row in catalog.numeric_rows(key, 1)]
         elif hasattr(column, 'key'):
             got = catalog.numeric_rows(column.key, segment.width)
         else:
