@@ -81,7 +81,13 @@ def _numbers(x) -> tf.Tensor:
     if isinstance(x, tf.SparseTensor):
         x = tf.sparse.to_dense(tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), [x.dense_shape[0], 1]),
                                default_value=float('nan'))
-    return tf.reshape(tf.cast(x, tf.float32), [-1])
+    return _rank_1(tf.cast(x, tf.float32))
+
+
+def _rank_1(x: tf.Tensor) -> tf.Tensor:
+    """[batch, 1] (a schema column of shape [1]) as [batch] in one op, not a reshape and its shape constant: on
+    wide data every op per column is created again in each of tf.Transform's traces of preprocessing_fn."""
+    return tf.squeeze(x, axis=1) if x.shape.rank == 2 and x.shape[1] == 1 else tf.reshape(x, [-1])
 
 
 def _sparse(x) -> bool:
@@ -94,7 +100,7 @@ def _text(x) -> tf.Tensor:
     if isinstance(x, tf.SparseTensor):
         x = tf.sparse.to_dense(tf.SparseTensor(x.indices, _as_string(x.values), [x.dense_shape[0], 1]),
                                default_value='')
-    return tf.reshape(_as_string(x), [-1])
+    return _rank_1(_as_string(x))
 
 
 def _as_string(x):
