@@ -166,7 +166,7 @@ def test_frozen_schema_stops_drifted_data_before_training(penguins, tmp_path):
         if i % 10 == 0:
             row['island'] = 'Atlantis'          # a category the schema never saw
         if i % 7 == 0:
-            row['bill_length_mm'] = 'unknown'   # text in a numeric column
+            row['bill_length_mm'] = ''          # blanks in a column the schema saw always filled
     drifted_dir = tmp_path / 'drifted'
     drifted_dir.mkdir()
     with open(drifted_dir / 'penguins.csv', 'w', newline='') as f:
@@ -185,6 +185,16 @@ def test_frozen_schema_stops_drifted_data_before_training(penguins, tmp_path):
     assert "column 'bill_length_mm'" in result.stderr
     assert 'Traceback' not in result.stderr
     assert 'ImportSchemaGen' in result.stdout and 'Transform' not in result.stdout
+
+    # Text in a numeric column does not even reach the schema check: one line naming the row, before Beam.
+    rows[3]['bill_length_mm'] = 'unknown'
+    with open(drifted_dir / 'penguins.csv', 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result, _ = _run(str(drifted_config))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+    assert "row 5, column 'bill_length_mm' holds 'unknown'" in result.stderr
 
 
 def test_model_below_threshold_is_not_blessed_nor_pushed(attrition):
