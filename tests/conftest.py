@@ -127,6 +127,24 @@ def attrition_run(tmp_path_factory):
     return config_path, result, summary
 
 
+def free_port():
+    """A free local port, for servers started on TF Serving's flags (port 0 there means no port)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def read_line(stream, timeout):
+    """The next line of a server's stdout, or '' after `timeout` seconds (a server that never starts)."""
+    import threading
+    box = []
+    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return box[0] if box else ''
+
+
 def run_cli(*args, cwd=None):
     """Runs the installed console script, as a user would."""
     import subprocess

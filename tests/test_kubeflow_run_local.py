@@ -12,10 +12,8 @@ import csv
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -23,7 +21,7 @@ import pytest
 import yaml
 
 from pipeline.config import load_config
-from tests.conftest import ROOT, run_cli, shipped_config
+from tests.conftest import ROOT, free_port, read_line, run_cli, shipped_config
 
 pytestmark = pytest.mark.kubeflow_e2e
 
@@ -159,20 +157,6 @@ def test_attrition_model_is_blessed_and_pushed_to_the_configs_push_dir(attrition
     assert f'Model pushed to {pushed["pushed_destination"]}.' in attrition.result.stdout
 
 
-def _read_line(stream, timeout):
-    box = []
-    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return box[0] if box else ''
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_attrition_pushed_model_answers_classify_on_serve(attrition, tmp_path):
     import tensorflow as tf
     from serving.client import ServingClient
@@ -187,10 +171,10 @@ def test_attrition_pushed_model_answers_classify_on_serve(attrition, tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), 'tfx-tabular')
     # The push directory, as a user serves it: the models.config the Pusher wrote there names the model.
     with open(tmp_path / 'serve.log', 'w') as log:
-        server = subprocess.Popen([exe, 'serve', '--model_base_path', config.push_path, '--port', str(_free_port())],
+        server = subprocess.Popen([exe, 'serve', '--model_base_path', config.push_path, '--port', str(free_port())],
                                   stdout=subprocess.PIPE, stderr=log, text=True)
     try:
-        line = _read_line(server.stdout, 180)
+        line = read_line(server.stdout, 180)
         match = re.search(rf'Serving gRPC on (127\.0\.0\.1:\d+).*models: {model}', line)
         assert match, (line, (tmp_path / 'serve.log').read_text()[-3000:])
         with ServingClient(match[1], timeout=30, retries=0) as client:

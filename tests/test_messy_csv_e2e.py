@@ -10,7 +10,6 @@ import csv
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 import yaml
 
 from tests import messy_csv
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli
 
 LABEL = 'class'
 
@@ -73,12 +72,6 @@ def test_missing_numeric_values_were_filled_not_dropped(messy_run):
     assert not features['Total $ (USD)'].HasField('shape')
 
 
-def _free_port():
-    with socket.socket() as s:  # TF Serving's flags: port 0 is no port at all, so pick free ones
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_served_model_answers_with_the_users_column_names(messy_run, tmp_path):
     raw, result, summary, folder = messy_run
     assert result.returncode == 0, result.stderr[-3000:]
@@ -86,7 +79,7 @@ def test_served_model_answers_with_the_users_column_names(messy_run, tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), 'tfx-tabular')
     log = open(tmp_path / 'server.log', 'w')
     server = subprocess.Popen([exe, 'serve', '--model_base_path', os.path.join(folder, 'serving', model),
-                               '--model_name', model, '--port', str(_free_port()), '--rest_api_port', str(_free_port())],
+                               '--model_name', model, '--port', str(free_port()), '--rest_api_port', str(free_port())],
                               stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         line = server.stdout.readline()

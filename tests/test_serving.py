@@ -13,7 +13,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,7 +35,7 @@ from serving.errors import ServingError
 from serving.examples import raw_feature_dtypes, serialize, to_columns
 from serving.push import push_model
 from serving.servable import read_meta_graph
-from tests.conftest import run_cli
+from tests.conftest import free_port, read_line, run_cli
 
 MODEL = 'penguins'
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
@@ -64,33 +63,19 @@ def _expected_scores(pushed, rows):
     return [c.decode() for c in out['classes'].numpy()[0]], out['scores'].numpy()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _read_line(stream, timeout):
-    box = []
-    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return box[0] if box else ''
-
-
 @pytest.fixture(scope='module')
 def server(pushed, tmp_path_factory):
     """`tfx-tabular serve` on the push directory (its models.config), gRPC on a free port, REST too."""
     log_path = tmp_path_factory.mktemp('server') / 'server.log'
-    rest_port = _free_port()
+    rest_port = free_port()
     exe = os.path.join(os.path.dirname(sys.executable), 'tfx-tabular')
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(
-            [exe, 'serve', '--model_base_path', pushed.push_dir, '--port', str(_free_port()), '--rest_api_port',
+            [exe, 'serve', '--model_base_path', pushed.push_dir, '--port', str(free_port()), '--rest_api_port',
              str(rest_port), '--file_system_poll_wait_seconds', '0.5', '--max_message_mb', '4'],
             stdout=subprocess.PIPE, stderr=log, text=True)
     try:
-        line = _read_line(proc.stdout, 180)
+        line = read_line(proc.stdout, 180)
         match = re.search(r'Serving gRPC on (127\.0\.0\.1:\d+), REST on http://(127\.0\.0\.1:\d+); models: penguins',
                           line)
         assert match, (line, log_path.read_text()[-3000:])
@@ -297,7 +282,7 @@ def test_predict_cli_prints_classes_and_scores(pushed, server, tmp_path):
 
 def test_client_retries_while_the_server_is_unavailable(pushed):
     from serving.server import ModelServer, ServerOptions
-    port = _free_port()
+    port = free_port()
     start = time.monotonic()
     with ServingClient(f'127.0.0.1:{port}', timeout=2, retries=2, backoff=0.05) as down:
         with pytest.raises(ServingError) as e:
