@@ -157,7 +157,7 @@ def test_run_fn_trains_with_the_tuned_values_and_the_range_test(transformed, tun
             file_pattern=files, schema=schema).TensorFlowDataset(options),
             record_batch_factory=None, data_view_decode_fn=None))
     run_fn(fn_args)
-    loaded = tf.saved_model.load(fn_args.serving_model_dir)
+    loaded = tf.keras.models.load_model(fn_args.serving_model_dir)   # saved without traces: Keras' loader
     kernels = {v.name: v.shape for v in loaded.variables if v.name.startswith('hidden_') and 'kernel' in v.name}
     units = [int(kernels[f'hidden_{i}/kernel:0'][1]) for i in range(len(kernels))]
     assert units == [int(u) for u in best_config['values']['hidden_units'].split(',')], kernels
