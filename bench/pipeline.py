@@ -8,16 +8,14 @@ of this process and all its children (Beam workers) every 0.1 s.
 import argparse
 import os
 import re
-import sys
 import tempfile
 import threading
 import time
 
 import psutil
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pipeline.config import load_config  # noqa: E402
-from pipeline.runner import run_pipeline  # noqa: E402
+from tfx_tabular.pipeline.core.config import load_config  # noqa: E402
+from tfx_tabular.pipeline.runner import run_pipeline  # noqa: E402
 
 
 class MemorySampler(threading.Thread):

@@ -23,7 +23,6 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 SEED = 0
 PEERS = ('logistic_regression', 'hist_gradient_boosting', 'mlp')
 
@@ -113,8 +112,8 @@ def score_pushed(model_path: str, rows: List[Dict[str, str]], label: str) -> Tup
     `serving_default` because a cell was blank."""
     import numpy as np
     import tensorflow as tf
-    from serving.examples import raw_feature_dtypes, serialize, to_columns
-    from transforms.preprocessing import argument_keys
+    from tfx_tabular.serving.examples import raw_feature_dtypes, serialize, to_columns
+    from tfx_tabular.transforms.preprocessing import argument_keys
     model = tf.saved_model.load(model_path)
     dtypes = raw_feature_dtypes(model_path)
     complete = [r for r in rows if all(r[c] != '' for c in dtypes)]

@@ -22,9 +22,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 from bench.pipeline import MemorySampler  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
+from tfx_tabular.pipeline.core.config import load_config  # noqa: E402
 
 COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ImportSchemaGen', 'Transform')
 MEMORY_GROWTH_LIMIT = 1.5  # peak RSS at the largest size / at the smallest
@@ -56,7 +55,7 @@ def generate_csv(source: str, target: str, rows: int, seed: int = 7) -> None:
 
 def data_pipeline(config, n_classes: int):
     """The pipeline `create_pipeline` builds, cut down to the data-heavy components (plus SchemaGen for Transform)."""
-    from pipeline.pipeline import create_pipeline
+    from tfx_tabular.pipeline.pipeline import create_pipeline
     pipeline = create_pipeline(config, n_classes)
     keep = [c for c in pipeline.components if c.id in COMPONENTS]
     for node in keep:
@@ -77,10 +76,10 @@ def data_pipeline(config, n_classes: int):
 
 def run_size(config_path: str, rows: int, tmp: str) -> dict:
     from tfx import v1 as tfx
-    from pipeline.csv_checks import check_csv_files
-    from pipeline.pipeline import metadata_path
-    from pipeline.runner import _Progress, _route_logs
-    from pipeline.summary import latest_run_components, open_store
+    from tfx_tabular.pipeline.core.csv_checks import check_csv_files
+    from tfx_tabular.pipeline.pipeline import metadata_path
+    from tfx_tabular.pipeline.runner import _Progress, _route_logs
+    from tfx_tabular.pipeline.results.summary import latest_run_components, open_store
 
     config = load_config(config_path)
     folder = os.path.join(tmp, f'rows-{rows}')

@@ -33,7 +33,6 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCHES = (1, 64)
 CONCURRENCY = (1, 8, 32)
@@ -45,8 +44,8 @@ BATCHING = 'max_batch_size { value: 1024 } num_batch_threads { value: 1 }'
 def train_penguins(tmp: str):
     """Runs the pipeline on the shipped penguins data into `tmp`; returns (the model's base path, its run dir)."""
     import yaml
-    from pipeline.config import load_config
-    from pipeline.runner import run_pipeline
+    from tfx_tabular.pipeline.core.config import load_config
+    from tfx_tabular.pipeline.runner import run_pipeline
     with open(os.path.join(ROOT, 'data', 'penguins', 'config.yaml')) as f:
         raw = yaml.safe_load(f)
     raw['data']['csv'] = os.path.join(ROOT, 'data', 'penguins', 'penguins.csv')
@@ -84,7 +83,7 @@ def read_examples(files):
 
 def load_examples(args, model_dir: str, run_path: str):
     if args.csv:
-        from serving.examples import raw_feature_dtypes, serialize
+        from tfx_tabular.serving.examples import raw_feature_dtypes, serialize
         with open(args.csv, newline='') as f:
             rows = list(csv.DictReader(f))
         return serialize(rows, raw_feature_dtypes(model_dir)), args.csv
@@ -94,7 +93,7 @@ def load_examples(args, model_dir: str, run_path: str):
             sys.exit(f'--examples {args.examples}: no such files')
         return read_examples(files), args.examples
     if args.config:
-        from pipeline.config import load_config
+        from tfx_tabular.pipeline.core.config import load_config
         run_path = load_config(args.config, check_csv=False).run_path
     if not run_path:
         sys.exit('pass --csv, --examples or --config to say which examples to send to this model')
@@ -185,7 +184,7 @@ def main():
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
-    from serving import model_config as mc
+    from tfx_tabular.serving import model_config as mc
 
     with tempfile.TemporaryDirectory() as tmp:
         run_path = None

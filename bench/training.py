@@ -33,7 +33,6 @@ import zlib
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
@@ -44,10 +43,10 @@ from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs  # noqa: E
 from tfx.components.util import tfxio_utils  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 
-from components.trainer import (_dataset, build_estimator, build_keras_model, class_names,  # noqa: E402
+from tfx_tabular.components.trainer.module import (_dataset, build_estimator, build_keras_model, class_names,  # noqa: E402
                                 head_type)
-from pipeline.config import MODEL_KINDS, load_config  # noqa: E402
-from transforms.preprocessing import custom_config, label_key, parse_custom_config, preprocessing_fn  # noqa: E402
+from tfx_tabular.pipeline.core.config import MODEL_KINDS, load_config  # noqa: E402
+from tfx_tabular.transforms.preprocessing import custom_config, label_key, parse_custom_config, preprocessing_fn  # noqa: E402
 
 
 def read_rows(config):
@@ -173,7 +172,7 @@ class Bench:
         return window_rate(timer.times, self.warmup, self.steps, self.batch)
 
     def as_run_fn(self, kind):
-        """run_fn's training (components/trainer.py:_train_keras / _train_estimator, early stopping off), timed
+        """run_fn's training (components/trainer/module.py:_train_keras / _train_estimator, early stopping off), timed
         without the export. Kept in step with the trainer by hand."""
         cfg, steps = self.cfg(kind), self.base['train_steps']
         model_run = tempfile.mkdtemp(dir=self.out)

@@ -25,13 +25,13 @@ def _quiet():
 
 def _load_config(path):
     """Checks the CSV header here when the data is local; object-storage data is read only if the labels are."""
-    from pipeline.config import load_config
+    from tfx_tabular.pipeline.core.config import load_config
     config = load_config(path, check_csv=False)
     return config if '://' in config.csv_pattern else load_config(path)
 
 
 def _compile(args, output):
-    from kubeflow.compile import compile_pipeline
+    from tfx_tabular.kubeflow.compile import compile_pipeline
     compiled = compile_pipeline(_load_config(args.config), args.image, output, secret=args.object_storage_secret)
     for line in compiled.warnings:
         print(f'warning: {line}', file=sys.stderr)
@@ -40,9 +40,9 @@ def _compile(args, output):
 
 def cmd_compile(args) -> int:
     _quiet()
-    from kubeflow.compile import CompileError
+    from tfx_tabular.kubeflow.compile import CompileError
     if args.output is None:
-        from pipeline.config import load_config
+        from tfx_tabular.pipeline.core.config import load_config
         args.output = f'{load_config(args.config, check_csv=False).name}_kubeflow.yaml'
     try:
         compiled = _compile(args, args.output)
@@ -57,12 +57,12 @@ def cmd_compile(args) -> int:
 
 
 def _submit(args, package) -> int:
-    from kubeflow.submit import prepare, submit
+    from tfx_tabular.kubeflow.submit import prepare, submit
     options = dict(experiment=args.experiment, run_name=args.run_name, pipeline_root=args.pipeline_root,
                    service_account=args.service_account)
     if args.dry_run:
         if args.host:
-            from kubeflow.submit import check_host
+            from tfx_tabular.kubeflow.submit import check_host
             check_host(args.host)
         s = prepare(package, **options)
         print(f'Dry run: package OK ({s.tasks} components of pipeline {s.pipeline!r}); would start run '
@@ -76,8 +76,8 @@ def _submit(args, package) -> int:
 
 def cmd_submit(args) -> int:
     _quiet()
-    from kubeflow.compile import CompileError
-    from kubeflow.submit import SubmitError, SubmitFailed
+    from tfx_tabular.kubeflow.compile import CompileError
+    from tfx_tabular.kubeflow.submit import SubmitError, SubmitFailed
     if not args.dry_run and not args.host:
         print('tfx-tabular kubeflow submit: --host is required (e.g. http://localhost:8080); '
               'or pass --dry-run to check everything without a server', file=sys.stderr)
@@ -102,7 +102,7 @@ def _duration(seconds: float) -> str:
 
 def cmd_run_local(args) -> int:
     _quiet()
-    from kubeflow.run_local import RunLocalError, read_spec, run_local
+    from tfx_tabular.kubeflow.run_local import RunLocalError, read_spec, run_local
     try:
         spec = read_spec(args.package)
         image = next(iter(spec.deployment_spec['executors'].values()))['container']['image']

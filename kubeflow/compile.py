@@ -24,7 +24,7 @@ import yaml
 OBJECT_STORAGE_ENV = ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION', 'S3_ENDPOINT')
 
 # The container command of every component (kubeflow/entrypoint.py: TFX's entrypoint given the artifact types).
-ENTRYPOINT_COMMAND = ['python', '-m', 'kubeflow.entrypoint']
+ENTRYPOINT_COMMAND = ['python', '-m', 'tfx_tabular.kubeflow.entrypoint']
 
 # kfp's compiler names every ComponentSpec so; kfp.local strips the prefix to name a task's output folder.
 KFP_COMPONENT_PREFIX = 'comp-'
@@ -108,7 +108,7 @@ def label_class_count(config) -> int:
             raise CompileError(f'label column {config.label.column!r} has {len(classes)} class(es) in '
                                f'{config.csv_pattern}; a classifier needs at least two')
         return len(classes)
-    from pipeline.csv_checks import check_csv_files
+    from tfx_tabular.pipeline.core.csv_checks import check_csv_files
     return len(check_csv_files(config.csv_files, config.label.column, config.label.type, config.label.delimiter))
 
 
@@ -133,7 +133,7 @@ def local_path_warnings(config) -> List[str]:
 def kubeflow_pipeline(config):
     """`create_pipeline(config)` without the local-only metadata store (Kubeflow keeps the metadata)."""
     from tfx import v1 as tfx
-    from pipeline.pipeline import create_pipeline
+    from tfx_tabular.pipeline.pipeline import create_pipeline
     pipeline = create_pipeline(config, label_class_count(config), local_metadata=False)
     for node in pipeline.components:
         if isinstance(node, tfx.dsl.Resolver) or isinstance(node, tfx.components.InfraValidator):

@@ -158,7 +158,7 @@ def _handled_by(progress: _Progress):
 
 def read_spec(package: str):
     """The package's PipelineSpec, parsed strictly by kfp's Client reader (as `submit` does)."""
-    from kubeflow.submit import SubmitError, read_package
+    from tfx_tabular.kubeflow.submit import SubmitError, read_package
     try:
         return read_package(package).pipeline_spec
     except SubmitError as e:

@@ -15,16 +15,16 @@ def _quiet_tensorflow():
 
 
 def _load(path):
-    from pipeline.config import load_config
+    from tfx_tabular.pipeline.core.config import load_config
     return load_config(path)
 
 
 def cmd_run(args) -> int:
     _quiet_tensorflow()
     config = _load(args.config)
-    from pipeline.runner import run_pipeline
+    from tfx_tabular.pipeline.runner import run_pipeline
     summary = run_pipeline(config)
-    from pipeline.summary import format_summary
+    from tfx_tabular.pipeline.results.summary import format_summary
     print(format_summary(summary))
     print(f'\nSummary: {os.path.join(config.run_path, "summary.json")}')
     return 0 if summary.get('blessed') else EXIT_NOT_BLESSED
@@ -38,7 +38,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from pipeline.init_config import starter_config
+    from tfx_tabular.pipeline.init_config import starter_config
     out = args.output or os.path.splitext(os.path.basename(args.csv))[0] + '.yaml'
     if os.path.exists(out) and not args.force:
         print(f'{out} exists; pass --force to overwrite it or --output to choose another path', file=sys.stderr)
@@ -58,7 +58,7 @@ def cmd_init(args) -> int:
 
 def cmd_schema_freeze(args) -> int:
     config = _load(args.config)
-    from pipeline.schema import NoSchemaError, freeze
+    from tfx_tabular.pipeline.schema import NoSchemaError, freeze
     try:
         path = freeze(config)
     except NoSchemaError as e:
@@ -71,7 +71,7 @@ def cmd_schema_freeze(args) -> int:
 def cmd_embeddings(args) -> int:
     _quiet_tensorflow()
     config = _load(args.config)
-    from components.embedding_metadata.locate import NoEmbeddings, describe, latest_logdirs
+    from tfx_tabular.components.embedding_metadata.locate import NoEmbeddings, describe, latest_logdirs
     try:
         print('\n'.join(describe(latest_logdirs(config, args.config), args.port)))
     except NoEmbeddings as e:
@@ -121,8 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_embeddings)
 
     # Each area registers its own subcommands; their handlers return an exit code like the ones above.
-    from kubeflow.cli import add_commands as add_kubeflow_commands
-    from serving.cli import add_commands as add_serving_commands
+    from tfx_tabular.kubeflow.cli import add_commands as add_kubeflow_commands
+    from tfx_tabular.serving.cli import add_commands as add_serving_commands
     add_serving_commands(sub)
     add_kubeflow_commands(sub)
     return parser
@@ -130,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from pipeline.config import ConfigError
-    from pipeline.csv_checks import DataError
+    from tfx_tabular.pipeline.core.config import ConfigError
+    from tfx_tabular.pipeline.core.csv_checks import DataError
     try:
         return args.func(args)
     except ConfigError as e:
@@ -142,8 +142,8 @@ def main(argv=None) -> int:
         print(f'data error: {e}', file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as e:  # noqa: BLE001 - failures the runner named for people
-        from components.anomaly_gate import DataAnomaliesError
-        from pipeline.runner import PipelineFailed
+        from tfx_tabular.components.anomaly_gate.component import DataAnomaliesError
+        from tfx_tabular.pipeline.runner import PipelineFailed
         if isinstance(e, DataAnomaliesError):
             print('The data does not match the schema; the run stopped before training:', file=sys.stderr)
             for line in e.lines:

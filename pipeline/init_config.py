@@ -1,6 +1,6 @@
 """`tfx-tabular init`: a starter config written from what the CSV holds, each choice with a comment saying why.
 
-The CSV is read with the run's own reader (pipeline/csv_checks.py: encoding, delimiter, missing-value tokens), every
+The CSV is read with the run's own reader (pipeline/core/csv_checks.py: encoding, delimiter, missing-value tokens), every
 row of it, so a column declared numeric here holds numbers in every row the run will check. Column names can be
 any string: keys and values go through yaml.safe_dump, and the written file must pass `load_config`.
 """
@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-from pipeline.csv_checks import (NA_TOKENS, CsvFormat, DataError, check_header, guess_encoding, numeric_cell,
+from tfx_tabular.pipeline.core.csv_checks import (NA_TOKENS, CsvFormat, DataError, check_header, guess_encoding, numeric_cell,
                                  read_rows, sniff_format, undecodable_at)
 
 LIKELY_LABELS = ('label', 'target', 'class', 'y', 'outcome', 'species', 'churn', 'attrition', 'survived',

@@ -17,19 +17,19 @@ from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.orchestration import metadata
 
-from components.anomaly_gate import AnomalyGate
-from components.csv_example_gen import StreamingCsvExampleGen
-from components.embedding_metadata import EmbeddingMetadataGen
-from components.evaluator import eval_config
-from components.fairness_gate import FairnessGate
-from components.hierarchical import example_splits, hierarchical_nodes
-from components.majority_gate import MajorityGate
-from components.model_selector import ModelSelector
-from components.pusher import ATOMIC_PUSH_EXECUTOR
-from components.served_model import BaselineEvaluator, ServedModel
-from pipeline.config import MODEL_KINDS
-from kubeflow.beam_profiles import resolve_running_mode
-from transforms.preprocessing import custom_config
+from tfx_tabular.components.anomaly_gate.component import AnomalyGate
+from tfx_tabular.components.csv_example_gen.executor import StreamingCsvExampleGen
+from tfx_tabular.components.embedding_metadata import EmbeddingMetadataGen
+from tfx_tabular.components.evaluator.eval_config import eval_config
+from tfx_tabular.components.fairness_gate.component import FairnessGate
+from tfx_tabular.components.hierarchical import example_splits, hierarchical_nodes
+from tfx_tabular.components.majority_gate import MajorityGate
+from tfx_tabular.components.model_selector.component import ModelSelector
+from tfx_tabular.components.pusher import ATOMIC_PUSH_EXECUTOR
+from tfx_tabular.components.served_model.component import BaselineEvaluator, ServedModel
+from tfx_tabular.pipeline.core.config import MODEL_KINDS
+from tfx_tabular.pipeline.core.beam import resolve_running_mode
+from tfx_tabular.transforms.preprocessing import custom_config
 
 # ExampleGen hashes each example into one of 100 buckets: the same rows always land in the same split.
 SPLIT_BUCKETS = 100
@@ -97,7 +97,7 @@ def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, tra
     tuner = None
     if model_cfg.tuning and model_cfg.tuning.search:
         tuner = tfx.components.Tuner(
-            tuner_fn='components.tuner.tuner_fn',
+            tuner_fn='tfx_tabular.components.tuner.tuner_fn',
             examples=transform.outputs['transformed_examples'],
             transform_graph=transform.outputs['transform_graph'],
             schema=schema_gen.outputs['schema'],
@@ -105,7 +105,7 @@ def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, tra
             eval_args=tfx.proto.EvalArgs(num_steps=model_cfg.eval_steps),
             custom_config={**custom_config(config), 'model': model_cfg.model_dump(mode='json')}).with_id(ids('Tuner'))
     trainer = tfx.components.Trainer(
-        run_fn='components.trainer.run_fn',
+        run_fn='tfx_tabular.components.trainer.run_fn',
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         schema=schema_gen.outputs['schema'],
@@ -147,7 +147,7 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True,
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs['anomalies'])
     transform = tfx.components.Transform(
         examples=example_gen.outputs['examples'], schema=schema_gen.outputs['schema'],
-        preprocessing_fn='transforms.preprocessing.preprocessing_fn', custom_config=custom_config(config),
+        preprocessing_fn='tfx_tabular.transforms.preprocessing.preprocessing_fn', custom_config=custom_config(config),
         # Nothing reads Transform's own pre/post-transform statistics or its analyzer cache (StatisticsGen has
         # the data's statistics; TFX's execution cache reuses the whole output): skip computing them.
         disable_statistics=True, disable_analyzer_cache=True)

@@ -10,8 +10,8 @@ import sys
 import time
 from typing import Callable, Dict, Optional
 
-from kubeflow.beam_profiles import resolve_running_mode
-from pipeline.csv_checks import DataError, prepare_input
+from tfx_tabular.pipeline.core.beam import resolve_running_mode
+from tfx_tabular.pipeline.core.csv_checks import DataError, prepare_input
 
 # TensorFlow, TFX and Beam are imported inside run_pipeline, once stderr goes to the run log: importing them
 # prints pages of warnings.
@@ -86,7 +86,7 @@ def _route_logs(log_path: str, progress: _Progress):
 
 
 def _anomalies_in(error: BaseException):
-    from components.anomaly_gate import DataAnomaliesError
+    from tfx_tabular.components.anomaly_gate.component import DataAnomaliesError
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, DataAnomaliesError):
@@ -116,8 +116,8 @@ def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
     restore = _route_logs(log_path, progress)
     try:
         from tfx import v1 as tfx
-        from pipeline.pipeline import create_pipeline
-        from pipeline.summary import summarize
+        from tfx_tabular.pipeline.pipeline import create_pipeline
+        from tfx_tabular.pipeline.results.summary import summarize
         tfx.orchestration.LocalDagRunner().run(create_pipeline(config, len(label_counts), csv_pattern=csv_pattern))
         summary = summarize(config, label_counts, log_path)
     except Exception as e:  # noqa: BLE001 - every failure becomes one readable message
@@ -131,15 +131,15 @@ def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
     finally:
         restore()
     _copy_training_curves(summary, config.run_path)
-    from pipeline.report import REPORT_FILE, write_report
+    from tfx_tabular.pipeline.results.report import REPORT_FILE, write_report
     summary['report'] = write_report(summary, config, os.path.join(config.run_path, REPORT_FILE))
-    from pipeline.summary import write_summary
+    from tfx_tabular.pipeline.results.summary import write_summary
     write_summary(summary, os.path.join(config.run_path, 'summary.json'))
     return summary
 
 
 def _copy_training_curves(summary: Dict, run_dir: str) -> None:
-    from components.trainer import CURVES_FILE
+    from tfx_tabular.components.trainer.module import CURVES_FILE
     logdir = summary.get('tensorboard_logdir')
     if logdir and os.path.exists(os.path.join(logdir, CURVES_FILE)):
         target = os.path.join(run_dir, CURVES_FILE)

@@ -6,8 +6,8 @@ ExampleValidator reports new categories, missing columns and type drift as anoma
 import os
 import shutil
 
-from pipeline.pipeline import metadata_path
-from pipeline.summary import open_store
+from tfx_tabular.pipeline.pipeline import metadata_path
+from tfx_tabular.pipeline.results.summary import open_store
 
 SCHEMA_FILE = 'schema.pbtxt'
 

@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from serving.errors import invalid_argument, unavailable
+from tfx_tabular.serving.errors import invalid_argument, unavailable
 
 Arrays = Dict[str, np.ndarray]
 

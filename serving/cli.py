@@ -27,9 +27,9 @@ def _quiet():
 def _server_source(args):
     """(config, config_file, config poll seconds) from --model_config_file, else --model_base_path (a model's
     folder, or a push dir holding models.config). As in TF Serving, the config file wins when both are given."""
-    from serving import model_config as mc
-    from serving import storage
-    from serving.flags import DEFAULT_MODEL_NAME, FlagError
+    from tfx_tabular.serving import model_config as mc
+    from tfx_tabular.pipeline.core import storage
+    from tfx_tabular.serving.flags import DEFAULT_MODEL_NAME, FlagError
     config_poll = args.model_config_file_poll_wait_seconds
     if args.model_config_file:
         if not storage.isfile(args.model_config_file):
@@ -65,8 +65,8 @@ def cmd_serve(args) -> int:
     import threading
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
     logging.getLogger('tensorflow').setLevel(logging.ERROR)
-    from serving import model_config as mc
-    from serving.flags import FlagError, server_options
+    from tfx_tabular.serving import model_config as mc
+    from tfx_tabular.serving.flags import FlagError, server_options
     try:
         options = server_options(args)
         config, config_file, options.model_config_file_poll_wait_seconds = _server_source(args)
@@ -77,8 +77,8 @@ def cmd_serve(args) -> int:
               'there)', file=sys.stderr)
     os.environ.setdefault('GRPC_VERBOSITY', 'NONE')  # failures reach the user as one line from this command
     import grpc
-    from serving.errors import ServingError
-    from serving.server import ModelServer, PortInUse
+    from tfx_tabular.serving.errors import ServingError
+    from tfx_tabular.serving.server import ModelServer, PortInUse
     server = ModelServer(options, config=config, config_file=config_file)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -113,7 +113,7 @@ def cmd_serve(args) -> int:
 
 # ---- predict -----------------------------------------------------------------------------------------------
 def _client(args):
-    from serving.client import ServingClient
+    from tfx_tabular.serving.client import ServingClient
     return ServingClient(args.target, timeout=args.timeout, retries=args.retries)
 
 
@@ -143,8 +143,8 @@ def _format_table(result) -> str:
 def cmd_predict(args) -> int:
     _quiet()
     import json
-    from serving.errors import ServingError
-    from serving.examples import RecordError, read_records
+    from tfx_tabular.serving.errors import ServingError
+    from tfx_tabular.serving.examples import RecordError, read_records
     try:
         records = read_records(args.input, args.format)
     except RecordError as e:
@@ -173,7 +173,7 @@ def _push_dir(args) -> str:
     if args.push_dir:
         return args.push_dir
     if args.config:
-        from pipeline.config import load_config
+        from tfx_tabular.pipeline.core.config import load_config
         config = load_config(args.config, check_csv=False)
         args.model = args.model or config.serving.model_name
         return config.push_path
@@ -181,8 +181,8 @@ def _push_dir(args) -> str:
 
 
 def cmd_rollback(args) -> int:
-    from serving import model_config as mc
-    from serving.push import resolve_model, rollback
+    from tfx_tabular.serving import model_config as mc
+    from tfx_tabular.serving.push import resolve_model, rollback
     try:
         push_dir = _push_dir(args)
         model = resolve_model(push_dir, args.model)
@@ -197,7 +197,7 @@ def cmd_rollback(args) -> int:
 def cmd_status(args) -> int:
     _quiet()
     from tensorflow_serving.apis import get_model_status_pb2
-    from serving.errors import ServingError
+    from tfx_tabular.serving.errors import ServingError
     states = get_model_status_pb2.ModelVersionStatus.State
     with _client(args) as client:
         try:
@@ -224,8 +224,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from serving import model_config as mc
-    from serving import storage
+    from tfx_tabular.serving import model_config as mc
+    from tfx_tabular.pipeline.core import storage
     try:
         push_dir = _push_dir(args)
         if not storage.isdir(push_dir):
@@ -263,7 +263,7 @@ def add_commands(subparsers) -> None:
                     'machines without tensorflow_model_server. It takes tensorflow_model_server\'s flags, with the '
                     'same names, defaults and meaning; the few it cannot honour are refused unless left at their '
                     'defaults.')
-    from serving.flags import add_flags
+    from tfx_tabular.serving.flags import add_flags
     add_flags(p)
     p.set_defaults(func=cmd_serve)
 

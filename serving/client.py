@@ -18,8 +18,8 @@ from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
 
-from serving.errors import ServingError
-from serving.examples import RAW_SIGNATURE, RecordError, dtypes_from_signature, serialize, to_columns
+from tfx_tabular.serving.errors import ServingError
+from tfx_tabular.serving.examples import RAW_SIGNATURE, RecordError, dtypes_from_signature, serialize, to_columns
 
 Version = Union[int, str, None]  # a version number, a version label, or None for the latest
 MB = 1024 * 1024

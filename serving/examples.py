@@ -23,7 +23,7 @@ class RecordError(ValueError):
 def raw_feature_dtypes(model_path: str) -> Dict[str, tf.DType]:
     """{column: dtype} of the raw CSV columns the SavedModel at `model_path` reads, from its `serving_raw`
     SignatureDef (keyed by the CSV's own column names, as TF Serving sees them)."""
-    from serving.servable import read_meta_graph
+    from tfx_tabular.serving.servable import read_meta_graph
     return dtypes_from_signature(read_meta_graph(model_path).signature_def[RAW_SIGNATURE])
 
 

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Optional
 
-from serving import storage
+from tfx_tabular.pipeline.core import storage
 
 CPUS = os.cpu_count() or 1
 DEFAULT_MODEL_NAME = 'default'
@@ -156,7 +156,7 @@ def _read_text(path: str, flag: str) -> str:
 
 
 def _parse_file(path: str, message_class, flag: str):
-    from serving import protos
+    from tfx_tabular.serving import protos
     try:
         return protos.parse_text(_read_text(path, flag), message_class, path)
     except protos.ProtoTextError as e:
@@ -195,14 +195,14 @@ def session_config(args):
 
 def batching_options(args):
     """--enable_batching with TF Serving's defaults, or --batching_parameters_file; None when off."""
-    from serving.batching import BatchingConfigError, BatchingOptions
+    from tfx_tabular.serving.batching import BatchingConfigError, BatchingOptions
     if not args.enable_batching:
         if args.batching_parameters_file:
             raise FlagError('--batching_parameters_file is set without setting --enable_batching to true')
         return None
     if not args.batching_parameters_file:
         return BatchingOptions()
-    from serving import protos
+    from tfx_tabular.serving import protos
     params = _parse_file(args.batching_parameters_file, protos.BatchingParameters, 'batching_parameters_file')
     try:
         return BatchingOptions.from_parameters(params)
@@ -213,18 +213,18 @@ def batching_options(args):
 def prometheus_path(args) -> Optional[str]:
     if not args.monitoring_config_file:
         return None
-    from serving import protos
+    from tfx_tabular.serving import protos
     config = _parse_file(args.monitoring_config_file, protos.MonitoringConfig, 'monitoring_config_file')
     if not config.prometheus_config.enable:
         return None
-    from serving.metrics import PROMETHEUS_PATH
+    from tfx_tabular.serving.metrics import PROMETHEUS_PATH
     return config.prometheus_config.path or PROMETHEUS_PATH
 
 
 def ssl_config(args):
     if not args.ssl_config_file:
         return None
-    from serving import protos
+    from tfx_tabular.serving import protos
     config = _parse_file(args.ssl_config_file, protos.SSLConfig, 'ssl_config_file')
     if not config.server_key or not config.server_cert:
         raise FlagError(f'--ssl_config_file {args.ssl_config_file}: server_key and server_cert are both needed')
@@ -236,9 +236,9 @@ def ssl_config(args):
 
 def server_options(args):
     """ServerOptions from parsed flags; raises FlagError with one line naming the flag."""
-    from serving.manager import ManagerOptions
-    from serving.server import MB, ServerOptions, parse_channel_arguments
-    from serving.servable import ServableOptions
+    from tfx_tabular.serving.manager import ManagerOptions
+    from tfx_tabular.serving.server import MB, ServerOptions, parse_channel_arguments
+    from tfx_tabular.serving.servable import ServableOptions
     check_unsupported(args)
     if args.enable_per_model_batching_parameters and not args.enable_batching:
         raise FlagError('--enable_per_model_batching_parameters is only applicable with --enable_batching')

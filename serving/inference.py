@@ -18,10 +18,10 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, inference_pb2, predict_pb2,
                                      prediction_log_pb2, regression_pb2)
 
-from serving.errors import ServingError, failed_precondition, from_tf_error, from_undecodable_tf_error, \
+from tfx_tabular.serving.errors import ServingError, failed_precondition, from_tf_error, from_undecodable_tf_error, \
     invalid_argument
-from serving.metrics import REGISTRY
-from serving.servable import Servable
+from tfx_tabular.serving.metrics import REGISTRY
+from tfx_tabular.serving.servable import Servable
 
 DEFAULT_SIGNATURE = 'serving_default'
 PREDICT_METHOD = 'tensorflow/serving/predict'
@@ -441,7 +441,7 @@ def metadata(servable: Servable, request: get_model_metadata_pb2.GetModelMetadat
 def warm_up(servable: Servable, iterations: int = 1) -> int:
     """Replays `assets.extra/tf_serving_warmup_requests` (PredictionLog records) as TF Serving's model warm-up
     does; a failing record fails the load. Returns how many records were read (0 without the file)."""
-    from serving import storage
+    from tfx_tabular.pipeline.core import storage
     path = storage.join(servable.path, *WARMUP_FILE.split('/'))
     if not storage.exists(path):
         return 0

@@ -24,12 +24,12 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import inference
-from serving import model_config as mc
-from serving import storage
-from serving.errors import ServingError, as_serving_error, failed_precondition, invalid_argument, not_found
-from serving.metrics import REGISTRY
-from serving.servable import Servable, ServableOptions
+from tfx_tabular.serving import inference
+from tfx_tabular.serving import model_config as mc
+from tfx_tabular.pipeline.core import storage
+from tfx_tabular.serving.errors import ServingError, as_serving_error, failed_precondition, invalid_argument, not_found
+from tfx_tabular.serving.metrics import REGISTRY
+from tfx_tabular.serving.servable import Servable, ServableOptions
 
 log = logging.getLogger('tfx_tabular.serving')
 State = get_model_status_pb2.ModelVersionStatus.State

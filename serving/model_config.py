@@ -11,8 +11,8 @@ from typing import Callable, Dict, List, Optional
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import storage
-from serving.protos import ProtoTextError, parse_text
+from tfx_tabular.pipeline.core import storage
+from tfx_tabular.serving.protos import ProtoTextError, parse_text
 
 MODELS_CONFIG = 'models.config'
 SAVED_MODEL_FILES = ('saved_model.pb', 'saved_model.pbtxt')

@@ -11,8 +11,8 @@ import time
 import uuid
 from typing import Optional, Tuple
 
-from serving import model_config as mc
-from serving import storage
+from tfx_tabular.serving import model_config as mc
+from tfx_tabular.pipeline.core import storage
 
 
 class PushError(ValueError):

@@ -30,9 +30,9 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2, model_pb2,
                                      regression_pb2)
 
-from serving import inference
-from serving.errors import ServingError, failed_precondition, invalid_argument
-from serving.metrics import REGISTRY
+from tfx_tabular.serving import inference
+from tfx_tabular.serving.errors import ServingError, failed_precondition, invalid_argument
+from tfx_tabular.serving.metrics import REGISTRY
 
 _PREDICTION_PATH = re.compile(
     r'/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)', re.I)

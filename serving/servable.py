@@ -19,9 +19,10 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
 from tensorflow.python.saved_model import loader_impl
 
-from serving import protos, storage
-from serving.batching import Arrays, Batcher, BatchingOptions
-from serving.errors import ServingError, not_found
+from tfx_tabular.pipeline.core import storage
+from tfx_tabular.serving import protos
+from tfx_tabular.serving.batching import Arrays, Batcher, BatchingOptions
+from tfx_tabular.serving.errors import ServingError, not_found
 
 log = logging.getLogger('tfx_tabular.serving')
 SERVE_TAG = 'serve'

@@ -26,11 +26,12 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      predict_pb2)
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import inference, protos, storage
-from serving import model_config as mc
-from serving.errors import ServingError, as_serving_error, invalid_argument
-from serving.manager import ManagerOptions, ModelManager
-from serving.metrics import REGISTRY
+from tfx_tabular.pipeline.core import storage
+from tfx_tabular.serving import inference, protos
+from tfx_tabular.serving import model_config as mc
+from tfx_tabular.serving.errors import ServingError, as_serving_error, invalid_argument
+from tfx_tabular.serving.manager import ManagerOptions, ModelManager
+from tfx_tabular.serving.metrics import REGISTRY
 
 log = logging.getLogger('tfx_tabular.serving')
 MB = 1024 * 1024
@@ -138,7 +139,7 @@ class ModelServer:
             raise error
         self._start_grpc()
         if options.rest_api_port:
-            from serving.rest import RestServer
+            from tfx_tabular.serving.rest import RestServer
             try:
                 self._rest = RestServer(self, options.host, options.rest_api_port)
             except OSError as e:

@@ -62,7 +62,7 @@ def run_transform(config, rows, spec, transform_dir):
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
-    from transforms.preprocessing import custom_config, preprocessing_fn
+    from tfx_tabular.transforms.preprocessing import custom_config, preprocessing_fn
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     fn = functools.partial(preprocessing_fn, custom_config=custom_config(config))
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp, force_tf_compat_v1=False):
@@ -98,7 +98,7 @@ def prepare_config(tmp_path, name, **model):
 def run_pipeline_cli(config_path):
     """`tfx-tabular run --config`; returns the process result and the run's summary.json (None if absent)."""
     import json
-    from pipeline.config import load_config
+    from tfx_tabular.pipeline.core.config import load_config
     result = run_cli('run', '--config', config_path)
     summary_path = os.path.join(load_config(config_path).run_path, 'summary.json')
     summary = json.load(open(summary_path)) if os.path.exists(summary_path) else None

@@ -10,12 +10,12 @@ import yaml
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
-from components.evaluator import eval_config
-from components.served_model import (FOUND, BaselineEvaluator, ServedModel, ServedModelExecutor, baseline_found,
+from tfx_tabular.components.evaluator.eval_config import eval_config
+from tfx_tabular.components.served_model.component import (FOUND, BaselineEvaluator, ServedModel, ServedModelExecutor, baseline_found,
                                      served_version, without_baseline)
-from pipeline.config import load_config
-from pipeline.summary import fairness_by_class
-from serving import model_config as mc
+from tfx_tabular.pipeline.core.config import load_config
+from tfx_tabular.pipeline.results.summary import fairness_by_class
+from tfx_tabular.serving import model_config as mc
 from tests.conftest import run_pipeline_cli
 
 
@@ -208,7 +208,7 @@ def test_worse_model_fails_max_drop_against_the_served_model(worse_run):
     assert 'Compared with the served model (version' in result.stdout
     assert sorted(os.listdir(base)) == before  # nothing new pushed
     # The FairnessGate reads the candidate's per-group values, not the served model's written beside them.
-    from components.fairness_gate import group_values
+    from tfx_tabular.components.fairness_gate.component import group_values
     fpr = group_values(summary['evaluation_uri'], 'fpr', 'Gender')
     assert {g: round(v, 4) for g, v in fpr.items()} == {
         g: summary['metrics'][f'Gender={g}']['false_positive_rate'] for g in ('Female', 'Male')}

@@ -3,7 +3,7 @@ import keyword
 
 import pytest
 
-from transforms.preprocessing import argument_keys, feature_key, transformed_name
+from tfx_tabular.transforms.preprocessing import argument_keys, feature_key, transformed_name
 
 AWKWARD = ['class', 'for', 'age (years)', '$ income', 'type/kind-é', '2nd choice', 'a.b-c', 'Name', 'name',
            'größe', '年齢', ' padded ', 'a b', 'a_b', 'A b', '_private', 'x' * 100]

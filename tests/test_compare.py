@@ -4,7 +4,7 @@ blessed one (by the config's metric and direction) is pushed."""
 import pytest
 import tensorflow as tf
 
-from pipeline.config import load_config
+from tfx_tabular.pipeline.core.config import load_config
 from tests.conftest import run_pipeline_cli, shipped_config
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from pipeline.config import ConfigError, load_config
+from tfx_tabular.pipeline.core.config import ConfigError, load_config
 from tests.conftest import DATA, run_cli
 
 

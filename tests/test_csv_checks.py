@@ -4,8 +4,8 @@ import os
 import pytest
 import yaml
 
-from pipeline.config import load_config
-from pipeline.csv_checks import DataError, check_csv_files
+from tfx_tabular.pipeline.core.config import load_config
+from tfx_tabular.pipeline.core.csv_checks import DataError, check_csv_files
 from tests.conftest import DATA, run_cli, write_csv
 
 

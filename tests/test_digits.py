@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import classification_pb2
 
-from pipeline.config import load_config
-from serving.examples import raw_feature_dtypes, serialize
-from serving.inference import classify
-from serving.servable import Servable
+from tfx_tabular.pipeline.core.config import load_config
+from tfx_tabular.serving.examples import raw_feature_dtypes, serialize
+from tfx_tabular.serving.inference import classify
+from tfx_tabular.serving.servable import Servable
 from tests.conftest import run_pipeline_cli, shipped_config
 
 CENTRE = [f'pixel_{r}_{c}' for r in range(1, 7) for c in range(2, 6)]

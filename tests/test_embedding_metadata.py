@@ -23,10 +23,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import yaml
 
-from components.embedding_metadata.buckets import boundaries, bucket_intervals
-from components.embedding_metadata.locate import store_path
-from pipeline.config import load_config
-from pipeline.summary import open_store
+from tfx_tabular.components.embedding_metadata.buckets import boundaries, bucket_intervals
+from tfx_tabular.components.embedding_metadata.locate import store_path
+from tfx_tabular.pipeline.core.config import load_config
+from tfx_tabular.pipeline.results.summary import open_store
 from tests.conftest import run_cli
 
 RUNS = ['attrition_run', 'penguins_run']
@@ -403,7 +403,7 @@ def test_tensorboard_projector_serves_every_tensor_with_its_labels(runs):
 # ---- CLI ----------------------------------------------------------------------------------------------
 def test_cli_prints_the_tensorboard_command_for_the_latest_run(runs, tmp_path):
     run = runs['attrition_run']
-    from pipeline.pipeline import metadata_path
+    from tfx_tabular.pipeline.pipeline import metadata_path
     assert store_path(run.config) == metadata_path(run.config)
     result = run_cli('embeddings', '--config', run.config_path)
     assert result.returncode == 0, result.stderr
@@ -446,12 +446,12 @@ def test_boundaries_are_recovered_from_the_transform_alone(dtype):
 def test_estimator_variables_plug_in_gives_the_same_rows_and_activations(runs, tmp_path):
     """The estimator path, fed a DNN's weights under canned-estimator variable names, labels and runs it as the
     Keras path does (a stand-in: no estimator model kind exists yet)."""
-    from components.embedding_metadata.data import read_split, split_files
-    from components.embedding_metadata.network import estimator_network, keras_network, layout
-    from components.embedding_metadata.rows import input_rows
-    from components.embedding_metadata.values import ValueCatalog
+    from tfx_tabular.components.embedding_metadata.data import read_split, split_files
+    from tfx_tabular.components.embedding_metadata.network import estimator_network, keras_network, layout
+    from tfx_tabular.components.embedding_metadata.rows import input_rows
+    from tfx_tabular.components.embedding_metadata.values import ValueCatalog
     from tfx.types import standard_artifacts
-    from transforms.feature_columns import feature_columns
+    from tfx_tabular.transforms.feature_columns import feature_columns
 
     run = runs['penguins_run']
     assert run.config.models[0].kind == 'keras_dnn'
@@ -479,9 +479,9 @@ def test_estimator_variables_plug_in_gives_the_same_rows_and_activations(runs, t
 
 
 def test_max_examples_caps_the_example_rows(runs, tmp_path):
-    from components.embedding_metadata.executor import generate
+    from tfx_tabular.components.embedding_metadata.executor import generate
     from tfx.types import standard_artifacts
-    from transforms.preprocessing import custom_config
+    from tfx_tabular.transforms.preprocessing import custom_config
 
     run = runs['penguins_run']
     examples = standard_artifacts.Examples()

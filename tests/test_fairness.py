@@ -3,8 +3,8 @@ import csv
 
 import yaml
 
-from components.fairness_gate import gap_failures, group_values
-from pipeline.config import load_config
+from tfx_tabular.components.fairness_gate.component import gap_failures, group_values
+from tfx_tabular.pipeline.core.config import load_config
 from tests.conftest import prepare_config, run_pipeline_cli
 
 

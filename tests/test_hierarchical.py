@@ -24,10 +24,10 @@ def _pipeline(config, root, schema_path):
     from tfx import v1 as tfx
     from tfx.orchestration import metadata
 
-    from components.csv_example_gen import StreamingCsvExampleGen
-    from components.hierarchical import example_splits, hierarchical_nodes
-    from pipeline.pipeline import SPLIT_BUCKETS
-    from transforms.preprocessing import custom_config
+    from tfx_tabular.components.csv_example_gen.executor import StreamingCsvExampleGen
+    from tfx_tabular.components.hierarchical import example_splits, hierarchical_nodes
+    from tfx_tabular.pipeline.pipeline import SPLIT_BUCKETS
+    from tfx_tabular.transforms.preprocessing import custom_config
 
     eval_buckets = max(1, round(SPLIT_BUCKETS * config.data.eval_fraction))  # as pipeline/pipeline.py
     splits = example_splits(config, SPLIT_BUCKETS, eval_buckets)
@@ -40,11 +40,11 @@ def _pipeline(config, root, schema_path):
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)  # StatisticsGen is not under test
     transform = tfx.components.Transform(
         examples=example_gen.outputs['examples'], schema=schema_gen.outputs['schema'],
-        preprocessing_fn='transforms.preprocessing.preprocessing_fn', custom_config=custom_config(config),
+        preprocessing_fn='tfx_tabular.transforms.preprocessing.preprocessing_fn', custom_config=custom_config(config),
         disable_statistics=True)  # TFDV statistics of every split: the slowest part, and not under test
     base = config.models[0]
     trainer = tfx.components.Trainer(
-        run_fn='components.trainer.run_fn', examples=transform.outputs['transformed_examples'],
+        run_fn='tfx_tabular.components.trainer.run_fn', examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'], schema=schema_gen.outputs['schema'],
         train_args=tfx.proto.TrainArgs(num_steps=base.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=base.eval_steps),
@@ -69,7 +69,7 @@ def run(tmp_path_factory):
     from tfx.orchestration import metadata
     from tfx.utils import io_utils
 
-    from pipeline.config import load_config
+    from tfx_tabular.pipeline.core.config import load_config
 
     root = str(tmp_path_factory.mktemp('digits_hierarchical'))
     with open(os.path.join(DATA, 'digits', 'config.yaml')) as f:
@@ -136,8 +136,8 @@ def test_confusion_cut_artifact_in_mlmd_matches_an_independent_count(run):
     import tensorflow_transform as tft
     from tfx.utils import path_utils
 
-    from components import maxcut
-    from components.confusion_cut.spec import ARTIFACT_TYPE, CONFUSION_FILE, CUT_FILE, GRAPH_FILE
+    from tfx_tabular.components.confusion_cut import maxcut
+    from tfx_tabular.components.confusion_cut.spec import ARTIFACT_TYPE, CONFUSION_FILE, CUT_FILE, GRAPH_FILE
 
     config, artifacts, produced_by = run
     artifact = _one(artifacts, ARTIFACT_TYPE)
@@ -186,7 +186,7 @@ def test_hierarchical_model_in_mlmd_with_parameter_counts(run):
     import tensorflow as tf
     from tfx.utils import path_utils
 
-    from components.hierarchical.spec import REPORT_FILE
+    from tfx_tabular.components.hierarchical.spec import REPORT_FILE
 
     config, artifacts, produced_by = run
     model = _one(artifacts, 'Model', produced_by, 'HierarchicalTrainer')
@@ -221,7 +221,7 @@ def test_hierarchical_savedmodel_serves_raw_examples(run):
     from tensorflow.core.protobuf import saved_model_pb2
     from tfx.utils import path_utils
 
-    from serving.examples import raw_feature_dtypes, read_records, serialize
+    from tfx_tabular.serving.examples import raw_feature_dtypes, read_records, serialize
 
     config, artifacts, produced_by = run
     model = _one(artifacts, 'Model', produced_by, 'HierarchicalTrainer')
@@ -254,9 +254,9 @@ def test_hierarchical_savedmodel_serves_raw_examples(run):
 def test_too_large_auxiliary_classifier_fails_in_one_line(run, tmp_path):
     from tfx.utils import path_utils
 
-    from components.hierarchical.executor import train_hierarchical
-    from components.confusion_cut.spec import ARTIFACT_TYPE
-    from transforms.preprocessing import custom_config
+    from tfx_tabular.components.hierarchical.executor import train_hierarchical
+    from tfx_tabular.components.confusion_cut.spec import ARTIFACT_TYPE
+    from tfx_tabular.transforms.preprocessing import custom_config
 
     config, artifacts, produced_by = run
     settings = {**config.hierarchical.model_dump(mode='json'), 'aux_hidden_units': [64]}
@@ -271,7 +271,7 @@ def test_too_large_auxiliary_classifier_fails_in_one_line(run, tmp_path):
 def test_missing_holdout_split_fails_in_one_line(run, tmp_path):
     from tfx.types import artifact_utils, standard_artifacts
 
-    from components.confusion_cut.executor import require_split
+    from tfx_tabular.components.confusion_cut.executor import require_split
 
     config, artifacts, produced_by = run
     examples = standard_artifacts.Examples()
@@ -303,7 +303,7 @@ def _digits_config(tmp_path, change=None):
 
 @pytest.mark.parametrize('change, message', CONFIG_ERRORS)
 def test_config_errors_are_one_line(tmp_path, change, message):
-    from pipeline.config import ConfigError, load_config
+    from tfx_tabular.pipeline.core.config import ConfigError, load_config
     with pytest.raises(ConfigError) as error:
         load_config(_digits_config(tmp_path, change))
     assert len(error.value.problems) == 1 and message in error.value.problems[0], error.value.problems
@@ -319,7 +319,7 @@ def test_config_error_through_the_cli(tmp_path):
 
 
 def test_shipped_digits_config_validates():
-    from pipeline.config import load_config
+    from tfx_tabular.pipeline.core.config import load_config
     config = load_config(os.path.join(DATA, 'digits', 'config.yaml'))
     assert len(config.features) == 61 and config.hierarchical.enabled
     assert config.hierarchical.base == config.models[0].name == 'keras_dnn'

@@ -17,9 +17,9 @@ import threading
 import pytest
 import yaml
 
-from kubeflow.beam_profiles import IN_PROCESS_MAX_BYTES, resolve_running_mode
-from kubeflow.compile import OBJECT_STORAGE_ENV, CompileError, check_spec, compile_pipeline, label_class_count
-from pipeline.config import ConfigError, load_config
+from tfx_tabular.pipeline.core.beam import IN_PROCESS_MAX_BYTES, resolve_running_mode
+from tfx_tabular.kubeflow.compile import OBJECT_STORAGE_ENV, CompileError, check_spec, compile_pipeline, label_class_count
+from tfx_tabular.pipeline.core.config import ConfigError, load_config
 from tests.conftest import DATA, ROOT, run_cli, write_csv
 
 IMAGE = 'registry.example.com/team/tfx-tabular:0.1.0'
@@ -77,8 +77,8 @@ def test_package_parses_strictly_and_kfp_client_accepts_it(compiled, name):
 def test_every_component_has_its_image_arguments_and_dependencies(compiled, name):
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
-    from kubeflow.compile import ENTRYPOINT_COMMAND
-    from pipeline.pipeline import create_pipeline, model_push_dir, node_id
+    from tfx_tabular.kubeflow.compile import ENTRYPOINT_COMMAND
+    from tfx_tabular.pipeline.pipeline import create_pipeline, model_push_dir, node_id
     config, package = compiled[name]
     spec = _strict_spec(_docs(package.path)[0])
     local = create_pipeline(config, label_class_count(config))  # the pipeline `tfx-tabular run` runs
@@ -111,10 +111,10 @@ def test_every_component_has_its_image_arguments_and_dependencies(compiled, name
         assert container['args'][-len(beam_args):] == beam_args
         assert task.caching_options.enable_cache is (component.id != 'CsvExampleGen')
     assert _param(tasks['CsvExampleGen'], 'input_base') == os.path.dirname(config.csv_pattern)
-    assert _param(tasks['Transform'], 'preprocessing_fn') == 'transforms.preprocessing.preprocessing_fn'
+    assert _param(tasks['Transform'], 'preprocessing_fn') == 'tfx_tabular.transforms.preprocessing.preprocessing_fn'
     for model in config.models:
         trainer = tasks[node_id(config, 'Trainer', model.name)]
-        assert _param(trainer, 'run_fn') == 'components.trainer.run_fn'
+        assert _param(trainer, 'run_fn') == 'tfx_tabular.components.trainer.run_fn'
         assert json.loads(_param(trainer, 'train_args'))['num_steps'] == model.train_steps
     push = json.loads(_param(tasks['Pusher'], 'push_destination'))
     assert push['filesystem']['base_directory'] == model_push_dir(config)
@@ -168,7 +168,7 @@ def test_object_storage_paths_compile_and_labels_stream_through_gfile(small_conf
 def test_listed_classes_compile_without_touching_the_data(small_config, tmp_path):
     config = _ram_config(small_config, tmp_path, data={'csv': 'ram://no-such-bucket/none-*.csv'},
                          label={'column': 'y', 'type': 'multiclass', 'classes': ['lo', 'mid', 'hi']})
-    from pipeline.pipeline import create_pipeline
+    from tfx_tabular.pipeline.pipeline import create_pipeline
     package = compile_pipeline(config, IMAGE, str(tmp_path / 'p.yaml'))
     assert set(package.tasks) == {c.id for c in create_pipeline(config, 3, local_metadata=False).components}
     config.label.classes = None
@@ -214,7 +214,7 @@ def test_a_resolver_is_refused(tmp_path):
 def test_open_source_kfp_gets_no_lifecycle_hook_and_example_gen_no_stale_cache(small_config):
     """TFX's spec for Vertex AI (preCacheCheck on CsvExampleGen) against what `compile` writes for open-source KFP."""
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
-    from kubeflow.compile import for_open_source_kfp, kubeflow_pipeline
+    from tfx_tabular.kubeflow.compile import for_open_source_kfp, kubeflow_pipeline
     write, _ = small_config
     runner = v2.KubeflowV2DagRunner(v2.KubeflowV2DagRunnerConfig(default_image=IMAGE, use_pipeline_spec_2_1=True))
     vertex = runner.run(kubeflow_pipeline(load_config(write())), write_out=False)['pipelineSpec']
@@ -246,7 +246,7 @@ def test_entrypoint_restores_the_input_types_open_source_kfp_leaves_out(compiled
     from kfp.pipeline_spec import pipeline_spec_pb2
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as tfx_utils
     from tfx.types import standard_artifacts
-    from kubeflow.entrypoint import EntrypointError, with_declared_input_types
+    from tfx_tabular.kubeflow.entrypoint import EntrypointError, with_declared_input_types
     component, inputs_spec = _inputs_spec_arg(_docs(compiled['attrition'][1].path)[0], 'StatisticsGen')
     uri = 's3://bucket/root/attrition/4f1c/CsvExampleGen/9e2d/examples'
     oss_input = {
@@ -277,8 +277,8 @@ def test_entrypoint_maps_this_packages_artifact_type_names_to_their_classes(monk
     from kfp.pipeline_spec import pipeline_spec_pb2
     from tfx.orchestration.kubeflow.v2 import compiler_utils
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as tfx_utils
-    from components.confusion_cut.spec import ARTIFACT_TYPE, ConfusionCutArtifact
-    from kubeflow.entrypoint import EntrypointError, register_custom_types
+    from tfx_tabular.components.confusion_cut.spec import ARTIFACT_TYPE, ConfusionCutArtifact
+    from tfx_tabular.kubeflow.entrypoint import EntrypointError, register_custom_types
     monkeypatch.setattr(compiler_utils, 'TITLE_TO_CLASS_PATH', dict(compiler_utils.TITLE_TO_CLASS_PATH))
 
     def executor_input(schema):
@@ -289,14 +289,14 @@ def test_entrypoint_maps_this_packages_artifact_type_names_to_their_classes(monk
     with pytest.raises(ImportError, match=f"Could not import {ARTIFACT_TYPE}"):  # TFX imports the title as a path
         tfx_utils.parse_raw_artifact_dict(
             json_format.Parse(executor_input(schema), pipeline_spec_pb2.ExecutorInput()).outputs.artifacts)
-    executor = 'components.confusion_cut.executor.Executor'
+    executor = 'tfx_tabular.components.confusion_cut.executor.Executor'
     assert register_custom_types(executor_input(schema), executor) == {
-        ARTIFACT_TYPE: 'components.confusion_cut.spec.ConfusionCutArtifact'}
+        ARTIFACT_TYPE: 'tfx_tabular.components.confusion_cut.spec.ConfusionCutArtifact'}
     parsed = json_format.Parse(executor_input(schema), pipeline_spec_pb2.ExecutorInput())
     (cut,) = tfx_utils.parse_raw_artifact_dict(parsed.outputs.artifacts)['confusion_cut']
     assert type(cut) is ConfusionCutArtifact
     with pytest.raises(EntrypointError, match="artifact type 'tfx_tabular.Nowhere': no artifact class with that "
-                                              "TYPE_NAME is imported by components.confusion_cut.executor"):
+                                              "TYPE_NAME is imported by tfx_tabular.components.confusion_cut.executor"):
         register_custom_types(executor_input(schema.replace(ARTIFACT_TYPE, 'tfx_tabular.Nowhere')), executor)
 
 
@@ -473,7 +473,7 @@ def fake_kfp():
 
 def test_submit_starts_a_run_through_the_kfp_client(compiled, fake_kfp, monkeypatch, tmp_path):
     from kfp.client.client import _extract_pipeline_yaml
-    from kubeflow.submit import submit
+    from tfx_tabular.kubeflow.submit import submit
     monkeypatch.setenv('HOME', str(tmp_path))  # no ~/.config/kfp/context.json from this machine
     host, server = fake_kfp
     config, package = compiled['attrition']
@@ -491,7 +491,7 @@ def test_submit_starts_a_run_through_the_kfp_client(compiled, fake_kfp, monkeypa
 
 
 def test_submit_reports_a_refused_run_and_an_unreachable_host(compiled, fake_kfp, monkeypatch, tmp_path):
-    from kubeflow.submit import SubmitFailed, submit
+    from tfx_tabular.kubeflow.submit import SubmitFailed, submit
     monkeypatch.setenv('HOME', str(tmp_path))
     host, server = fake_kfp
     server.refuse_runs = True
@@ -582,7 +582,7 @@ def _examples_by_split(component, csv_dir, root):
 def test_streaming_csv_example_gen_writes_what_tfx_csv_example_gen_writes(tmp_path):
     """Same examples in the same splits as TFX's executor, on ints, floats, strings, blanks and quoted newlines."""
     from tfx import v1 as tfx
-    from components.csv_example_gen import StreamingCsvExampleGen
+    from tfx_tabular.components.csv_example_gen.executor import StreamingCsvExampleGen
     data = tmp_path / 'data'
     data.mkdir()
     rows = [(i, f'{i * 0.5:.1f}', ['a', 'b,c', '"q"', 'line\nbreak'][i % 4] if i % 7 else '', 'xy'[i % 2])
@@ -603,5 +603,5 @@ def test_streaming_csv_example_gen_writes_what_tfx_csv_example_gen_writes(tmp_pa
     (['--runner=DataflowRunner', '--project=p'], False), (['--runner=PortableRunner'], False),
 ])
 def test_reshuffle_is_skipped_only_on_the_local_runner(args, local):
-    from components.csv_example_gen import runs_locally
+    from tfx_tabular.components.csv_example_gen.executor import runs_locally
     assert runs_locally(args) is local

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.config import load_config
+from tfx_tabular.pipeline.core.config import load_config
 from tests.conftest import ROOT, free_port, read_line, run_cli, shipped_config
 
 pytestmark = pytest.mark.kubeflow_e2e
@@ -159,8 +159,8 @@ def test_attrition_model_is_blessed_and_pushed_to_the_configs_push_dir(attrition
 
 def test_attrition_pushed_model_answers_classify_on_serve(attrition, tmp_path):
     import tensorflow as tf
-    from serving.client import ServingClient
-    from serving.examples import raw_feature_dtypes, serialize
+    from tfx_tabular.serving.client import ServingClient
+    from tfx_tabular.serving.examples import raw_feature_dtypes, serialize
     config = attrition.config
     model = config.serving.model_name
     model_dir = _artifact(attrition, 'Pusher', 'pushed_model')['metadata']['pushed_destination']

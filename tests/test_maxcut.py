@@ -1,4 +1,4 @@
-"""components/maxcut.py: the exact cut against an independent brute force, the heuristic against its bound and the
+"""components/confusion_cut/maxcut.py: the exact cut against an independent brute force, the heuristic against its bound and the
 exact optimum, and the partition of a confusion matrix with a known structure."""
 import itertools
 import time
@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from components import maxcut
+from tfx_tabular.components.confusion_cut import maxcut
 
 
 def brute_force(w):

@@ -7,9 +7,9 @@ import os
 import pytest
 import yaml
 
-from pipeline.config import load_config
-from pipeline.csv_checks import DataError, prepare_input, scan_csv_files, sniff_format
-from pipeline.init_config import _entry
+from tfx_tabular.pipeline.core.config import load_config
+from tfx_tabular.pipeline.core.csv_checks import DataError, prepare_input, scan_csv_files, sniff_format
+from tfx_tabular.pipeline.init_config import _entry
 from tests import messy_csv
 from tests.conftest import DATA, run_cli
 

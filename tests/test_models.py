@@ -4,10 +4,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.trainer import OPTIMIZERS, PREDICTION_KEY, build_keras_model
-from pipeline.config import Config
+from tfx_tabular.components.trainer.module import OPTIMIZERS, PREDICTION_KEY, build_keras_model
+from tfx_tabular.pipeline.core.config import Config
 from tests.test_preprocessing import ROWS, _transform
-from transforms.feature_columns import feature_columns, num_ids, wide_columns
+from tfx_tabular.transforms.feature_columns import feature_columns, num_ids, wide_columns
 
 FEATURES = {
     'num': {'kind': 'numeric'},

@@ -14,9 +14,9 @@ import tensorflow as tf
 import yaml
 from tensorflow.core.protobuf import saved_model_pb2
 
-from pipeline.config import load_config
-from pipeline.summary import open_store
-from serving.examples import raw_feature_dtypes, serialize
+from tfx_tabular.pipeline.core.config import load_config
+from tfx_tabular.pipeline.results.summary import open_store
+from tfx_tabular.serving.examples import raw_feature_dtypes, serialize
 from tests.conftest import run_cli, run_pipeline_cli as _run
 
 

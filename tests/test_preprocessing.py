@@ -10,8 +10,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from pipeline.config import Config
-from transforms.preprocessing import CROSS_SEPARATOR, custom_config, preprocessing_fn
+from tfx_tabular.pipeline.core.config import Config
+from tfx_tabular.transforms.preprocessing import CROSS_SEPARATOR, custom_config, preprocessing_fn
 
 ROWS = [
     # num   mm    inc   bkt  city  town   v (sometimes missing)   y

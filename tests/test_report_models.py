@@ -14,8 +14,8 @@ import re
 import numpy as np
 import pytest
 
-from pipeline import report
-from pipeline.config import load_config
+from tfx_tabular.pipeline.results import report
+from tfx_tabular.pipeline.core.config import load_config
 from tests.conftest import DATA
 
 
@@ -206,8 +206,8 @@ def test_gate_outside_its_bound_fails_in_the_verdicts(attrition_config, tmp_path
 def _cut_folder(path, exact_up_to=20):
     """A ConfusionCut artifact folder, by the component's own writer, from a made-up 10-class confusion matrix:
     three/eight and four/nine are confused most."""
-    from components import maxcut
-    from components.confusion_cut.graph import write_outputs
+    from tfx_tabular.components.confusion_cut import maxcut
+    from tfx_tabular.components.confusion_cut.graph import write_outputs
     matrix = np.diag([27.0] * 10)
     for a, b, n in ((3, 8, 4), (8, 3, 2), (4, 9, 3), (1, 7, 2), (2, 3, 1), (5, 6, 1)):
         matrix[a, b] = n

@@ -28,13 +28,13 @@ import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, get_model_status_pb2, inference_pb2, model_management_pb2,
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc, regression_pb2)
 
-from pipeline.config import load_config
-from serving import model_config as mc
-from serving.client import ServingClient
-from serving.errors import ServingError
-from serving.examples import raw_feature_dtypes, serialize, to_columns
-from serving.push import push_model
-from serving.servable import read_meta_graph
+from tfx_tabular.pipeline.core.config import load_config
+from tfx_tabular.serving import model_config as mc
+from tfx_tabular.serving.client import ServingClient
+from tfx_tabular.serving.errors import ServingError
+from tfx_tabular.serving.examples import raw_feature_dtypes, serialize, to_columns
+from tfx_tabular.serving.push import push_model
+from tfx_tabular.serving.servable import read_meta_graph
 from tests.conftest import free_port, read_line, run_cli
 
 MODEL = 'penguins'
@@ -281,7 +281,7 @@ def test_predict_cli_prints_classes_and_scores(pushed, server, tmp_path):
 
 
 def test_client_retries_while_the_server_is_unavailable(pushed):
-    from serving.server import ModelServer, ServerOptions
+    from tfx_tabular.serving.server import ModelServer, ServerOptions
     port = free_port()
     start = time.monotonic()
     with ServingClient(f'127.0.0.1:{port}', timeout=2, retries=2, backoff=0.05) as down:

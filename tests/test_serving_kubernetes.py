@@ -8,8 +8,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from pipeline.cli import build_parser
-from serving import model_config as mc
+from tfx_tabular.pipeline.cli import build_parser
+from tfx_tabular.serving import model_config as mc
 from tests.conftest import ROOT
 
 MANIFESTS = os.path.join(ROOT, 'kubeflow', 'serving')

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import model_config as mc
-from serving import storage
-from serving.batching import Batcher, BatchingOptions
-from serving.errors import ServingError, from_tf_error
-from serving.push import PushError, push_model, rollback
+from tfx_tabular.serving import model_config as mc
+from tfx_tabular.pipeline.core import storage
+from tfx_tabular.serving.batching import Batcher, BatchingOptions
+from tfx_tabular.serving.errors import ServingError, from_tf_error
+from tfx_tabular.serving.push import PushError, push_model, rollback
 
 
 @tf.function(input_signature=[tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.string)])
@@ -115,13 +115,13 @@ def test_large_batch_splitting_and_allowed_batch_sizes():
 
 
 def test_batching_parameters_are_checked_as_tf_serving_checks_them():
-    from serving import protos
+    from tfx_tabular.serving import protos
     params = protos.parse_text('max_batch_size { value: 8 } allowed_batch_sizes: 4 allowed_batch_sizes: 8 '
                                'num_batch_threads { value: 2 }', protos.BatchingParameters, 'b.txt')
     options = BatchingOptions.from_parameters(params)
     assert (options.max_batch_size, options.allowed_batch_sizes, options.num_batch_threads) == (8, (4, 8), 2)
     assert (options.batch_timeout_micros, options.max_enqueued_batches) == (0, 10)  # SharedBatchScheduler's
-    from serving.batching import BatchingConfigError
+    from tfx_tabular.serving.batching import BatchingConfigError
     params.allowed_batch_sizes[-1] = 6
     with pytest.raises(BatchingConfigError, match='Last entry in allowed_batch_sizes must match max_batch_size; '
                                                   'last entry was 6; expected 8'):
@@ -271,7 +271,7 @@ def test_version_folders_are_read_as_tf_serving_reads_them(tmp_path):
 
 
 def test_rest_json_is_read_and_written_as_tf_serving_does():
-    from serving import rest
+    from tfx_tabular.serving import rest
     assert [rest.decimal(v) for v in (3.0, 0.1, 1e-5, 9e6, 2.5, float('nan'), float('-inf'))] == \
         ['3.0', '0.1', '1e-05', '9e+06', '2.5', 'NaN', '-Infinity']
     assert rest.decimal(float(np.float32(1 / 3))) == '0.333333343'  # six digits would not read back
@@ -313,7 +313,7 @@ def test_rest_json_is_read_and_written_as_tf_serving_does():
 
 def test_classify_answer_written_directly_equals_the_protobuf_one():
     from tensorflow_serving.apis import classification_pb2
-    from serving.inference import encode_classification_result
+    from tfx_tabular.serving.inference import encode_classification_result
     classes = np.array([[b'a', b'b'], [b'a', b'\xff']], dtype=object)
     scores = np.array([[0.25, 0.75], [1.0, 0.0]], np.float32)
     for with_classes, with_scores in ((True, True), (True, False), (False, True)):
@@ -332,7 +332,7 @@ def test_classify_answer_written_directly_equals_the_protobuf_one():
 
 
 def test_metrics_page_is_prometheus_text_with_tf_servings_names():
-    from serving.metrics import Registry
+    from tfx_tabular.serving.metrics import Registry
     registry = Registry()
     registry.request('m', 'Predict', 'GRPC', 'OK', 12.0)
     registry.request('m', 'Predict', 'GRPC', 'OK', 5000.0)
@@ -352,8 +352,8 @@ def test_signature_input_keys_need_not_be_identifiers(tmp_path):
     """TF Serving feeds a SignatureDef's inputs by tensor name; the trainer renames `serving_raw`'s keys to the
     CSV's columns (`class` is not an identifier). The servable feeds by tensor name too."""
     from tensorflow.core.protobuf import saved_model_pb2
-    from serving.inference import predict_arrays
-    from serving.servable import Servable
+    from tfx_tabular.serving.inference import predict_arrays
+    from tfx_tabular.serving.servable import Servable
 
     class Model(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name='class_'),
@@ -378,7 +378,7 @@ def test_signature_input_keys_need_not_be_identifiers(tmp_path):
 
 def test_flags_build_tf_servings_session_config_and_refuse_conflicts():
     import argparse
-    from serving import flags
+    from tfx_tabular.serving import flags
     parser = argparse.ArgumentParser()
     flags.add_flags(parser)
     args = parser.parse_args(['--tensorflow_intra_op_parallelism=2', '--tensorflow_inter_op_parallelism=3',

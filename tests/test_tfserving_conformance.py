@@ -1016,7 +1016,7 @@ def test_ssl_config_file(servers, tmp_path):
 def test_grpc_health_check_service(servers):
     """--enable_grpc_healthcheck_service: grpc.health.v1.Health answers SERVING for the server and TF Serving's
     two service names, NOT_FOUND for others."""
-    from serving import protos
+    from tfx_tabular.serving import protos
     address = servers.run('default', saved_model_bundle_path(), extra=('--enable_grpc_healthcheck_service',))[1]
     with grpc.insecure_channel(address) as channel:
         check = channel.unary_unary('/grpc.health.v1.Health/Check',

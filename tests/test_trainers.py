@@ -15,13 +15,13 @@ from tensorflow_serving.apis import classification_pb2
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
-from components.evaluator import eval_config
-from components.trainer import run_fn
-from pipeline.config import MODEL_KINDS, Config
-from serving.inference import classify
-from serving.servable import Servable
+from tfx_tabular.components.evaluator.eval_config import eval_config
+from tfx_tabular.components.trainer.module import run_fn
+from tfx_tabular.pipeline.core.config import MODEL_KINDS, Config
+from tfx_tabular.serving.inference import classify
+from tfx_tabular.serving.servable import Servable
 from tests.conftest import run_transform
-from transforms.preprocessing import custom_config
+from tfx_tabular.transforms.preprocessing import custom_config
 
 FEATURES = {
     'num': {'kind': 'numeric'},
@@ -194,9 +194,9 @@ def test_embedding_metadata_for_every_dnn_kind(trained):
     kernel row; for the estimators, the DNN rebuilt from the labelled kernels gives the estimator's own output."""
     import json
     from tfx.types import standard_artifacts
-    from components.embedding_metadata.executor import generate
-    from components.embedding_metadata.network import estimator_network, load_network
-    from transforms.feature_columns import feature_columns
+    from tfx_tabular.components.embedding_metadata.executor import generate
+    from tfx_tabular.components.embedding_metadata.network import estimator_network, load_network
+    from tfx_tabular.transforms.feature_columns import feature_columns
 
     label_type, config, models, _, rows, out = trained
     examples = standard_artifacts.Examples()
@@ -230,10 +230,10 @@ def test_embedding_metadata_for_every_dnn_kind(trained):
 
 
 def parse_features(config):
-    from transforms.preprocessing import parse_custom_config
+    from tfx_tabular.transforms.preprocessing import parse_custom_config
     return parse_custom_config(custom_config(config))[0]
 
 
 def network_inputs(transform_dir, rows):
-    from components.embedding_metadata.data import transform
+    from tfx_tabular.components.embedding_metadata.data import transform
     return transform(tft.TFTransformOutput(transform_dir), [_example(r) for r in rows])

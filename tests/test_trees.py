@@ -1,4 +1,4 @@
-"""Gradient-boosted trees (components/trees/): trained by YDF on a real tf.Transform output, compiled into core
+"""Gradient-boosted trees (components/trainer/trees/): trained by YDF on a real tf.Transform output, compiled into core
 TensorFlow ops, exported by the real `run_fn`. The exported model's scores equal YDF's own on the eval rows for
 every label type; the compiled trees use both kinds of condition; feature importances name the config's columns.
 (TFMA, Classify and the three signatures for this kind, beside the other kinds: tests/test_trainers.py.)
@@ -14,13 +14,13 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
-from components.trainer import class_names, run_fn
-from components.trees.compile import CompiledTrees, forest_from_ydf
-from components.trees.training import IMPORTANCES_FILE, read_split, train_models
-from pipeline.config import Config, ConfigError, load_config
+from tfx_tabular.components.trainer.module import class_names, run_fn
+from tfx_tabular.components.trainer.trees.compile import CompiledTrees, forest_from_ydf
+from tfx_tabular.components.trainer.trees.training import IMPORTANCES_FILE, read_split, train_models
+from tfx_tabular.pipeline.core.config import Config, ConfigError, load_config
 from tests.conftest import run_transform
-from transforms.feature_columns import num_ids
-from transforms.preprocessing import custom_config, transformed_name
+from tfx_tabular.transforms.feature_columns import num_ids
+from tfx_tabular.transforms.preprocessing import custom_config, transformed_name
 
 FEATURES = {
     'income': {'kind': 'numeric'},
@@ -217,9 +217,9 @@ def test_tree_options_are_config_errors_on_other_kinds(small_config):
 def test_a_tree_model_runs_through_the_pipeline_and_is_pushed(tmp_path):
     """`tfx-tabular run` on the shipped penguins data with the trees: TFMA evaluates them, the floor and the
     thresholds bless them, the Pusher pushes them, `serve`'s Classify answers; importances in summary and report."""
-    from serving.examples import raw_feature_dtypes, serialize
-    from serving.inference import classify
-    from serving.servable import Servable
+    from tfx_tabular.serving.examples import raw_feature_dtypes, serialize
+    from tfx_tabular.serving.inference import classify
+    from tfx_tabular.serving.servable import Servable
     from tensorflow_serving.apis import classification_pb2
     from tests.conftest import run_pipeline_cli, shipped_config
 
@@ -258,7 +258,7 @@ def test_a_tree_model_runs_through_the_pipeline_and_is_pushed(tmp_path):
 def test_init_writes_trees_and_a_dnn_that_run_accepts(tmp_path):
     """`init` on a shipped CSV: a `models:` list (trees and a DNN) and bounds relative to the majority-class floor;
     `run` trains both, ModelSelector pushes the better blessed one."""
-    from pipeline.init_config import SIDE_BY_SIDE_ROWS, _model_lines
+    from tfx_tabular.pipeline.init_config import SIDE_BY_SIDE_ROWS, _model_lines
     from tests.conftest import DATA, run_cli
     import shutil
     shutil.copy(os.path.join(DATA, 'penguins', 'penguins.csv'), tmp_path / 'penguins.csv')

@@ -17,11 +17,11 @@ from tfx.proto import trainer_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import json_utils, proto_utils
 
-from components.lr_range_test import LR_RANGE_JSON, LR_RANGE_PLOT, lr_range_test, plot_lr_range, run_for_trainer
-from components.tuner import apply_hyperparameters, search_space
-from pipeline.config import Config, ConfigError, ModelConfig, TuningConfig, load_config
+from tfx_tabular.components.trainer.lr_range_test import LR_RANGE_JSON, LR_RANGE_PLOT, lr_range_test, plot_lr_range, run_for_trainer
+from tfx_tabular.components.tuner.module import apply_hyperparameters, search_space
+from tfx_tabular.pipeline.core.config import Config, ConfigError, ModelConfig, TuningConfig, load_config
 from tests.conftest import run_transform
-from transforms.preprocessing import custom_config
+from tfx_tabular.transforms.preprocessing import custom_config
 
 FEATURES = {
     'num': {'kind': 'numeric'},
@@ -82,7 +82,7 @@ def _run_tuner_component(examples_dir, transform_dir, out, model_cfg):
         os.makedirs(a.uri)
     config = _config()
     exec_properties = {
-        'tuner_fn': 'components.tuner.tuner_fn',
+        'tuner_fn': 'tfx_tabular.components.tuner.tuner_fn',
         'train_args': proto_utils.proto_to_json(trainer_pb2.TrainArgs(num_steps=TUNING['steps_per_trial'])),
         'eval_args': proto_utils.proto_to_json(trainer_pb2.EvalArgs(num_steps=3)),
         'custom_config': json_utils.dumps({**custom_config(config), 'model': model_cfg}),
@@ -129,8 +129,8 @@ def test_tuner_component_finds_the_best_of_real_trials(transformed, tuned):
     assert tuned['hidden_units'] == [int(u) for u in values['hidden_units'].split(',')]
     assert tuned['learning_rate'] == pytest.approx(values['learning_rate'])
     assert model_cfg['hidden_units'] == [8], 'apply_hyperparameters changed its input'
-    from components.trainer import build_keras_model
-    from transforms.preprocessing import parse_custom_config
+    from tfx_tabular.components.trainer.module import build_keras_model
+    from tfx_tabular.transforms.preprocessing import parse_custom_config
     features, label = parse_custom_config(custom_config(_config()))
     model = build_keras_model(features, tft.TFTransformOutput(transform_dir), 2, tuned, label.type)
     hidden = [layer.units for layer in model.layers if layer.name.startswith('hidden_')]
@@ -143,7 +143,7 @@ def test_run_fn_trains_with_the_tuned_values_and_the_range_test(transformed, tun
     model has the tuned layers, the range test's plot and numbers are in model_run."""
     from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
     from tfx_bsl.public import tfxio
-    from components.trainer import run_fn
+    from tfx_tabular.components.trainer.module import run_fn
 
     examples_dir, transform_dir = transformed
     model_cfg, best_config, _ = tuned
@@ -226,8 +226,8 @@ def test_lr_range_test_on_the_trainers_keras_model(transformed, tmp_path):
     """What the Trainer runs: the package's model on tf.Transform output; plot and numbers in model_run."""
     from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
     from tfx_bsl.public import tfxio
-    from components.trainer import _dataset, build_keras_model
-    from transforms.preprocessing import parse_custom_config
+    from tfx_tabular.components.trainer.module import _dataset, build_keras_model
+    from tfx_tabular.transforms.preprocessing import parse_custom_config
 
     examples_dir, transform_dir = transformed
     features, label = parse_custom_config(custom_config(_config()))
@@ -278,7 +278,7 @@ def test_tuner_search_is_seeded(transformed, tmp_path):
     """Same seed, same first points; another seed, other points (no training needed to see it)."""
     from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
     from tfx_bsl.public import tfxio
-    from components.tuner import tuner_fn
+    from tfx_tabular.components.tuner.module import tuner_fn
 
     examples_dir, transform_dir = transformed
 

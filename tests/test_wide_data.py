@@ -9,10 +9,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_transform import analyzer_nodes, impl_helper
 
-from pipeline.config import Config
+from tfx_tabular.pipeline.core.config import Config
 from tests.conftest import run_transform
-from transforms.preprocessing import custom_config, feature_key, preprocessing_fn, transformed_name
-from transforms.vocabularies import EMPTY_VOCABULARY_VALUE
+from tfx_tabular.transforms.preprocessing import custom_config, feature_key, preprocessing_fn, transformed_name
+from tfx_tabular.transforms.vocabularies import EMPTY_VOCABULARY_VALUE
 
 SCALINGS = ['z_score', 'min_max', 'log', 'raw']
 

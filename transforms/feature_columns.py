@@ -13,8 +13,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow.python.feature_column import serialization
 
-from pipeline.config import CategoricalFeature
-from transforms.preprocessing import feature_key, transformed_name
+from tfx_tabular.pipeline.core.config import CategoricalFeature
+from tfx_tabular.transforms.preprocessing import feature_key, transformed_name
 
 
 @serialization.register_feature_column  # so that Keras can load a model using it from its config

@@ -17,8 +17,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from pydantic import TypeAdapter
 
-from pipeline.config import Feature, LabelConfig
-from transforms.vocabularies import vocabularies
+from tfx_tabular.pipeline.core.config import Feature, LabelConfig
+from tfx_tabular.transforms.vocabularies import vocabularies
 
 LABEL_VOCABULARY = '_label_vocabulary'  # cannot clash with a feature_key
 CROSS_SEPARATOR = '_X_'

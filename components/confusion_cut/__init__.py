@@ -9,9 +9,9 @@ __all__ = ['ConfusionCut', 'ConfusionCutArtifact']
 
 def __getattr__(name):
     if name == 'ConfusionCut':
-        from components.confusion_cut.component import ConfusionCut
+        from tfx_tabular.components.confusion_cut.component import ConfusionCut
         return ConfusionCut
     if name == 'ConfusionCutArtifact':
-        from components.confusion_cut.spec import ConfusionCutArtifact
+        from tfx_tabular.components.confusion_cut.spec import ConfusionCutArtifact
         return ConfusionCutArtifact
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -5,8 +5,8 @@ from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.utils import json_utils
 
-from components.confusion_cut import executor
-from components.confusion_cut.spec import ConfusionCutArtifact, ConfusionCutSpec, DEFAULT_SPLIT
+from tfx_tabular.components.confusion_cut import executor
+from tfx_tabular.components.confusion_cut.spec import ConfusionCutArtifact, ConfusionCutSpec, DEFAULT_SPLIT
 
 
 class ConfusionCut(base_component.BaseComponent):

@@ -23,11 +23,11 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import maxcut
-from components.confusion_cut import spec as keys
-from components.confusion_cut.graph import write_outputs
-from components.embedding_metadata.data import split_files
-from transforms.preprocessing import label_key, parse_custom_config
+from tfx_tabular.components.confusion_cut import maxcut
+from tfx_tabular.components.confusion_cut import spec as keys
+from tfx_tabular.components.confusion_cut.graph import write_outputs
+from tfx_tabular.components.embedding_metadata.data import split_files
+from tfx_tabular.transforms.preprocessing import label_key, parse_custom_config
 
 BATCH = 512
 
@@ -68,7 +68,7 @@ def confusion_matrix(serving_dir: str, files: List[str], label_key_name: str,
 def cut_model(serving_dir: str, transform_graph_uri: str, examples, output_uri: str, custom_config: Dict,
               split: str = keys.DEFAULT_SPLIT, exact_up_to: int = maxcut.EXACT_UP_TO, seed: int = 0) -> Dict:
     """Counts, cuts and writes the artifact's files into `output_uri`; returns cut.json's content."""
-    from components.trainer import class_names
+    from tfx_tabular.components.trainer.module import class_names
     _, label = parse_custom_config(custom_config)
     names = class_names(label, tft.TFTransformOutput(transform_graph_uri))
     if len(names) < 3:

@@ -16,8 +16,8 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from components import maxcut
-from components.confusion_cut.spec import CONFUSION_FILE, CUT_FILE, GRAPH_FILE
+from tfx_tabular.components.confusion_cut import maxcut
+from tfx_tabular.components.confusion_cut.spec import CONFUSION_FILE, CUT_FILE, GRAPH_FILE
 
 SIDE_COLOURS = ('#4C72B0', '#DD8452')
 SIDE_NAMES = ('A', 'B')

@@ -12,9 +12,9 @@ __all__ = ['EmbeddingMetadata', 'EmbeddingMetadataGen']
 
 def __getattr__(name):
     if name == 'EmbeddingMetadataGen':
-        from components.embedding_metadata.component import EmbeddingMetadataGen
+        from tfx_tabular.components.embedding_metadata.component import EmbeddingMetadataGen
         return EmbeddingMetadataGen
     if name == 'EmbeddingMetadata':
-        from components.embedding_metadata.spec import EmbeddingMetadata
+        from tfx_tabular.components.embedding_metadata.spec import EmbeddingMetadata
         return EmbeddingMetadata
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

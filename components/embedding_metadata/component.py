@@ -5,8 +5,8 @@ from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.utils import json_utils
 
-from components.embedding_metadata import executor
-from components.embedding_metadata.spec import EmbeddingMetadata, EmbeddingMetadataGenSpec
+from tfx_tabular.components.embedding_metadata import executor
+from tfx_tabular.components.embedding_metadata.spec import EmbeddingMetadata, EmbeddingMetadataGenSpec
 
 
 class EmbeddingMetadataGen(base_component.BaseComponent):

@@ -9,13 +9,13 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.embedding_metadata import spec as keys
-from components.embedding_metadata.data import read_split, split_files
-from components.embedding_metadata.network import layout, load_network
-from components.embedding_metadata.projector import ProjectorTensor, write_logdir
-from components.embedding_metadata.rows import projector_tensors
-from components.embedding_metadata.values import ValueCatalog
-from transforms.preprocessing import parse_custom_config
+from tfx_tabular.components.embedding_metadata import spec as keys
+from tfx_tabular.components.embedding_metadata.data import read_split, split_files
+from tfx_tabular.components.embedding_metadata.network import layout, load_network
+from tfx_tabular.components.embedding_metadata.projector import ProjectorTensor, write_logdir
+from tfx_tabular.components.embedding_metadata.rows import projector_tensors
+from tfx_tabular.components.embedding_metadata.values import ValueCatalog
+from tfx_tabular.transforms.preprocessing import parse_custom_config
 
 MAX_TRAIN_EXAMPLES = 100_000  # enough for frequencies and hash-bucket members; bounds memory on big data
 MULTI_LABEL_TYPES = ('multilabel', 'multi_label')
@@ -24,8 +24,8 @@ MULTI_LABEL_TYPES = ('multilabel', 'multi_label')
 def generate(serving_dir: str, transform_graph_uri: str, examples, output_uri: str, custom_config: Dict,
              slicing: List[str], max_examples: int = keys.DEFAULT_MAX_EXAMPLES) -> Dict[str, ProjectorTensor]:
     """Writes the log dir for one trained model into `output_uri`; returns the tensors written."""
-    from components.trainer import class_names
-    from transforms.feature_columns import feature_columns
+    from tfx_tabular.components.trainer.module import class_names
+    from tfx_tabular.transforms.feature_columns import feature_columns
 
     features, label = parse_custom_config(custom_config)
     multi_label = label.type in MULTI_LABEL_TYPES

@@ -14,7 +14,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
-from components.embedding_metadata.locate import CONFIG_FILE
+from tfx_tabular.components.embedding_metadata.locate import CONFIG_FILE
 
 
 @dataclass

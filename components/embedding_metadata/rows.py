@@ -9,11 +9,11 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from components.embedding_metadata.data import Split
-from components.embedding_metadata.network import Network, Segment
-from components.embedding_metadata.projector import ProjectorTensor
-from components.embedding_metadata.values import MISSING, Row, ValueCatalog
-from transforms.feature_columns import NumericBlock
+from tfx_tabular.components.embedding_metadata.data import Split
+from tfx_tabular.components.embedding_metadata.network import Network, Segment
+from tfx_tabular.components.embedding_metadata.projector import ProjectorTensor
+from tfx_tabular.components.embedding_metadata.values import MISSING, Row, ValueCatalog
+from tfx_tabular.transforms.feature_columns import NumericBlock
 
 FEATURE_HEADER = ['label', 'feature', 'kind', 'value', 'frequency']
 UNIT_HEADER = ['label', 'layer', 'unit', 'active_rate', 'top_inputs']

@@ -7,7 +7,7 @@ from tfx import types
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.embedding_metadata.locate import ARTIFACT_TYPE
+from tfx_tabular.components.embedding_metadata.locate import ARTIFACT_TYPE
 
 MODEL_KEY = 'model'
 TRANSFORM_GRAPH_KEY = 'transform_graph'

@@ -11,9 +11,9 @@ from typing import Dict, List
 import numpy as np
 import tensorflow_transform as tft
 
-from components.embedding_metadata.buckets import boundaries, bucket_intervals
-from components.embedding_metadata.data import Split, TransformProbe
-from transforms.preprocessing import feature_key, transformed_name
+from tfx_tabular.components.embedding_metadata.buckets import boundaries, bucket_intervals
+from tfx_tabular.components.embedding_metadata.data import Split, TransformProbe
+from tfx_tabular.transforms.preprocessing import feature_key, transformed_name
 
 SCALING = {'z_score': 'z-score', 'min_max': 'min-max', 'log': 'log1p, z-score', 'raw': 'raw'}
 OOV = '<OOV>'

@@ -48,9 +48,9 @@ def hierarchical_nodes(config, base_model, raw_examples, transformed_examples, t
     settings = config.hierarchical
     if settings is None or not settings.enabled:
         return [], None
-    from components.confusion_cut.component import ConfusionCut
-    from components.hierarchical.component import HierarchicalTrainer
-    from transforms.preprocessing import custom_config
+    from tfx_tabular.components.confusion_cut.component import ConfusionCut
+    from tfx_tabular.components.hierarchical.component import HierarchicalTrainer
+    from tfx_tabular.transforms.preprocessing import custom_config
     holdout = settings.holdout_fraction > 0
     data = custom_config(config)
     cut = ConfusionCut(model=base_model, examples=raw_examples, transform_graph=transform_graph,
@@ -66,6 +66,6 @@ def hierarchical_nodes(config, base_model, raw_examples, transformed_examples, t
 
 def __getattr__(name):
     if name == 'HierarchicalTrainer':
-        from components.hierarchical.component import HierarchicalTrainer
+        from tfx_tabular.components.hierarchical.component import HierarchicalTrainer
         return HierarchicalTrainer
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

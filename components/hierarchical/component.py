@@ -4,8 +4,8 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.utils import json_utils
 
-from components.hierarchical import executor
-from components.hierarchical.spec import DEFAULT_COMBINER_SPLIT, HierarchicalTrainerSpec
+from tfx_tabular.components.hierarchical import executor
+from tfx_tabular.components.hierarchical.spec import DEFAULT_COMBINER_SPLIT, HierarchicalTrainerSpec
 
 
 class HierarchicalTrainer(base_component.BaseComponent):

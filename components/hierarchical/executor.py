@@ -12,7 +12,7 @@ trained on) when the config has `hierarchical.holdout_fraction`. Without a holdo
 where the base model is rarely wrong: the combiner then learns to trust the base and gains little. Neither is
 fit on 'eval', where the Evaluator compares base and hierarchical.
 
-The export is one SavedModel at `<uri>/Format-Serving` with the signatures of components/trainer.py
+The export is one SavedModel at `<uri>/Format-Serving` with the signatures of components/trainer/module.py
 (`_signatures`, `finish_signature_defs`): raw tf.Example in, class names and scores out, so Evaluator,
 Pusher, TF Serving and `tfx-tabular predict` use it like any other model. The base model, of any kind this
 pipeline trains, is frozen inside the new model: a Keras base as its layers, an estimator base through its
@@ -32,11 +32,11 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.confusion_cut.executor import require_split
-from components.confusion_cut.graph import read_cut, write_file
-from components.hierarchical import spec as keys
-from transforms.feature_columns import feature_columns, keras_inputs
-from transforms.preprocessing import label_key, parse_custom_config
+from tfx_tabular.components.confusion_cut.executor import require_split
+from tfx_tabular.components.confusion_cut.graph import read_cut, write_file
+from tfx_tabular.components.hierarchical import spec as keys
+from tfx_tabular.transforms.feature_columns import feature_columns, keras_inputs
+from tfx_tabular.transforms.preprocessing import label_key, parse_custom_config
 
 SHUFFLE_BUFFER = 10_000
 EPOCHS = 10
@@ -107,7 +107,7 @@ def _accuracy(model: tf.keras.Model, dataset: tf.data.Dataset, binary: bool) -> 
 class FrozenEstimator(tf.keras.layers.Layer):
     """An estimator base model as a frozen Keras layer: transformed features -> class probabilities.
 
-    components/trainer.py exports an estimator as a tf.Module whose `estimator` attribute is the estimator's TF1
+    components/trainer/module.py exports an estimator as a tf.Module whose `estimator` attribute is the estimator's TF1
     SavedModel over transformed features; its `predict` signature answers with `probabilities`.
     """
 
@@ -135,14 +135,14 @@ def load_base(serving_dir: str, features: Dict) -> Tuple[tf.keras.layers.Layer, 
     base = tf.keras.models.load_model(serving_dir)
     if not isinstance(base, tf.keras.Model):
         raise ValueError(f'the base model at {serving_dir} is neither a Keras model nor an estimator export of '
-                         'components/trainer.py; hierarchical.base must name a model this pipeline trains')
+                         'components/trainer/module.py; hierarchical.base must name a model this pipeline trains')
     return base, int(base.count_params())
 
 
 def train_hierarchical(base_serving_dir: str, transform_graph_uri: str, examples, cut_uri: str, output_uri: str,
                        custom_config: Dict, combiner_split: str = keys.DEFAULT_COMBINER_SPLIT) -> Dict:
     """Trains both parts, exports `<output_uri>/Format-Serving` and writes hierarchical.json; returns its content."""
-    from components.trainer import _signatures, class_names, finish_signature_defs
+    from tfx_tabular.components.trainer.module import _signatures, class_names, finish_signature_defs
     features, label = parse_custom_config(custom_config)
     settings = custom_config['hierarchical']
     tft_output = tft.TFTransformOutput(transform_graph_uri)

@@ -4,7 +4,7 @@ from tfx import types
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.confusion_cut.spec import ConfusionCutArtifact
+from tfx_tabular.components.confusion_cut.spec import ConfusionCutArtifact
 
 BASE_MODEL_KEY = 'base_model'
 EXAMPLES_KEY = 'examples'

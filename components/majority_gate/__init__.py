@@ -7,6 +7,6 @@ __all__ = ['MajorityGate']
 
 def __getattr__(name):
     if name == 'MajorityGate':
-        from components.majority_gate.component import MajorityGate
+        from tfx_tabular.components.majority_gate.component import MajorityGate
         return MajorityGate
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

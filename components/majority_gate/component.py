@@ -6,8 +6,8 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import json_utils
 
-from components.majority_gate import executor
-from components.majority_gate.executor import (BLESSING_KEY, CUSTOM_CONFIG_KEY, EVALUATION_KEY, EXAMPLES_KEY,
+from tfx_tabular.components.majority_gate import executor
+from tfx_tabular.components.majority_gate.executor import (BLESSING_KEY, CUSTOM_CONFIG_KEY, EVALUATION_KEY, EXAMPLES_KEY,
                                                FLOOR_KEY, TRANSFORM_GRAPH_KEY, UPSTREAM_BLESSING_KEY)
 
 

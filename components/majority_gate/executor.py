@@ -26,10 +26,10 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components.embedding_metadata.data import split_files
-from components.fairness_gate import BLESSED_KEY
-from components.model_selector import overall_metrics
-from transforms.preprocessing import parse_custom_config
+from tfx_tabular.components.embedding_metadata.data import split_files
+from tfx_tabular.components.fairness_gate.component import BLESSED_KEY
+from tfx_tabular.components.model_selector.component import overall_metrics
+from tfx_tabular.transforms.preprocessing import parse_custom_config
 
 EVALUATION_KEY = 'evaluation'
 UPSTREAM_BLESSING_KEY = 'upstream_blessing'
@@ -103,7 +103,7 @@ def floor_failures(metrics: Dict[str, float], floor: Dict[str, Any], settings: D
 def check(evaluation_uri: str, examples, transform_graph_uri: str, custom_config: Dict,
           settings: Dict[str, Any]) -> Dict[str, Any]:
     """{'floor': counts and bounds, 'failures': [...]} for the candidate evaluated at `evaluation_uri`."""
-    from components.trainer import class_names
+    from tfx_tabular.components.trainer.module import class_names
     _, label = parse_custom_config(custom_config)
     tft_output = tft.TFTransformOutput(transform_graph_uri)
     values = label_values(split_files(examples, EVAL_SPLIT), label.column,

@@ -1,6 +1,6 @@
 """The pipeline's Pusher executor: TFX's, with an atomic push and models.config (see executor.py)."""
 from tfx.dsl.components.base import executor_spec
 
-from components.pusher.executor import Executor
+from tfx_tabular.components.pusher.executor import Executor
 
 ATOMIC_PUSH_EXECUTOR = executor_spec.ExecutorClassSpec(Executor)

@@ -14,7 +14,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from serving.push import push_model
+from tfx_tabular.serving.push import push_model
 
 
 class Executor(tfx_pusher.Executor):

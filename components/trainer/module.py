@@ -4,7 +4,7 @@ serving signatures whatever the kind, so TF Serving, TFMA and every component do
 Kinds (pipeline.config.MODEL_KINDS): keras_dnn, keras_wide_deep (Keras `fit`); estimator_dnn, estimator_linear,
 estimator_wide_deep (`tf.estimator.train_and_evaluate`; DNNClassifier, LinearClassifier,
 DNNLinearCombinedClassifier, or the *Estimator variants with a MultiLabelHead); gradient_boosted_trees (YDF,
-compiled into TensorFlow ops: components/trees/). An estimator is first exported as a TF1 SavedModel over
+compiled into TensorFlow ops: components/trainer/trees/). An estimator is first exported as a TF1 SavedModel over
 transformed features, then loaded and wrapped with the Transform graph, as a Keras model and the trees are.
 
 Signatures of the exported SavedModel:
@@ -27,9 +27,9 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from pipeline.config import MODEL_KINDS
-from transforms.feature_columns import feature_columns, keras_inputs, linear_columns, wide_columns
-from transforms.preprocessing import LABEL_VOCABULARY, argument_keys, label_key, parse_custom_config
+from tfx_tabular.pipeline.core.config import MODEL_KINDS
+from tfx_tabular.transforms.feature_columns import feature_columns, keras_inputs, linear_columns, wide_columns
+from tfx_tabular.transforms.preprocessing import LABEL_VOCABULARY, argument_keys, label_key, parse_custom_config
 
 PREDICTION_KEY = 'probabilities'
 SERVING_INPUT = 'inputs'  # the input key TF Serving's Classify API requires
@@ -276,7 +276,7 @@ def _train_keras(fn_args, features, label, names, tf_transform_output, model_cfg
     evaluation = _dataset(fn_args, fn_args.eval_files, tf_transform_output, label, n, batch, seed)
     tuning = model_cfg.get('tuning') or {}
     if tuning.get('lr_range_test'):
-        from components.lr_range_test import run_for_trainer
+        from tfx_tabular.components.trainer.lr_range_test import run_for_trainer
 
         def build(learning_rate):
             return build_keras_model(features, tf_transform_output, n, {**model_cfg, 'learning_rate': learning_rate},
@@ -346,8 +346,8 @@ def _train_estimator(fn_args, features, label, names, tf_transform_output, model
 
 
 def _train_trees(fn_args, features, label, names, tf_transform_output, model_cfg):
-    """YDF gradient-boosted trees on the transformed examples, compiled into TensorFlow ops (components/trees/)."""
-    from components.trees.training import train_trees
+    """YDF gradient-boosted trees on the transformed examples, compiled into TensorFlow ops (components/trainer/trees/)."""
+    from tfx_tabular.components.trainer.trees.training import train_trees
     return train_trees(fn_args, features, label, names, tf_transform_output, model_cfg)
 
 
@@ -358,7 +358,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     features, label = parse_custom_config(fn_args.custom_config)
     model_cfg = fn_args.custom_config['model']
     if fn_args.hyperparameters:  # the Tuner's best values (model.tuning.search)
-        from components.tuner import apply_hyperparameters, best_values
+        from tfx_tabular.components.tuner.module import apply_hyperparameters, best_values
         model_cfg = apply_hyperparameters(model_cfg, fn_args.hyperparameters)
         print(f'training with the tuned values {best_values(fn_args.hyperparameters)}', flush=True)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)

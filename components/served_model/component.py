@@ -40,8 +40,8 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import path_utils
 
-from serving import model_config as mc
-from serving import storage
+from tfx_tabular.serving import model_config as mc
+from tfx_tabular.pipeline.core import storage
 
 MODEL_KEY = 'model'
 CANDIDATE_KEY = 'candidate'

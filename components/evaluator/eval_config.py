@@ -8,8 +8,8 @@ from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 
-from components.trainer import PREDICTION_KEY
-from transforms.preprocessing import label_key
+from tfx_tabular.components.trainer.module import PREDICTION_KEY
+from tfx_tabular.transforms.preprocessing import label_key
 
 # Config metric name -> TFMA metric class, per label type.
 BINARY_METRICS = {'accuracy': 'BinaryAccuracy', 'auc': 'AUC', 'precision': 'Precision', 'recall': 'Recall',
@@ -46,7 +46,7 @@ def _metric(class_name: str, lower_bound: Optional[float] = None) -> tfma.Metric
 
 def _add_fairness_gates(metrics: Dict[str, tfma.MetricConfig], fairness) -> None:
     """Per-group bounds become per-slice thresholds on each sensitive column's slices. Gap bounds only need
-    their metric computed per group: components/fairness_gate.py compares the groups."""
+    their metric computed per group: components/fairness_gate/ compares the groups."""
     for gate in fairness.gates:
         class_name = BINARY_METRICS[gate.metric]
         metric = metrics.setdefault(class_name, tfma.MetricConfig(class_name=class_name))
@@ -112,7 +112,7 @@ def eval_config(config, n_classes: int) -> tfma.EvalConfig:
     baseline.CopyFrom(candidate)
     baseline.name, baseline.is_baseline = 'baseline', True
     return tfma.EvalConfig(
-        # The baseline is the served model (components/served_model.py); its executor drops this spec and the
+        # The baseline is the served model (components/served_model/); its executor drops this spec and the
         # change thresholds when nothing is served yet.
         model_specs=[candidate, baseline],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in config.slice_columns],

@@ -13,7 +13,7 @@ from typing import Annotated, Dict, List, Literal, NamedTuple, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.csv_checks import read_header, sniff_format
+from tfx_tabular.pipeline.core.csv_checks import read_header, sniff_format
 
 
 class ConfigError(Exception):
@@ -126,7 +126,7 @@ FEATURE_KINDS = ('numeric', 'bucketized', 'categorical', 'hashed', 'crossed')
 class ModelKind(NamedTuple):
     """What a model kind is, for the code that treats kinds differently (instead of testing name prefixes)."""
     builds: str       # what the Trainer builds
-    trainer: str      # which path of components/trainer.py trains it: keras | estimator | trees
+    trainer: str      # which path of components/trainer/module.py trains it: keras | estimator | trees
     projector: bool   # has hidden layers for the Embedding Projector (EmbeddingMetadataGen)
     tunable: bool     # the Tuner (keras-tuner) can search it
     wide: bool        # has a linear part on one-hot ids, so needs an id feature
@@ -149,7 +149,7 @@ NEURAL_FIELDS = ('hidden_units', 'dropout', 'optimizer', 'learning_rate', 'batch
 
 
 class TreesConfig(_Strict):
-    """Gradient-boosted trees (kind gradient_boosted_trees, components/trees/), trained by YDF on the tf.Transform
+    """Gradient-boosted trees (kind gradient_boosted_trees, components/trainer/trees/), trained by YDF on the tf.Transform
     output and compiled into TensorFlow ops for serving."""
     num_trees: int = Field(300, ge=1, le=5000, description='boosting iterations at most (multi-class: trees per '
                                                            'class)')
@@ -174,7 +174,7 @@ class LearningRateRange(_Strict):
 
 
 class TuningConfig(_Strict):
-    """Optional tuning of a Keras model (components/tuner.py, components/lr_range_test.py).
+    """Optional tuning of a Keras model (components/tuner/module.py, components/trainer/lr_range_test.py).
 
     `search`: a TFX Tuner (keras-tuner) tries `trials` points of the space below, each trained `steps_per_trial`
     steps and scored by its lowest eval loss; the best values replace the model's in the Trainer. A dimension left
@@ -373,7 +373,7 @@ class ServingConfig(_Strict):
 
 
 class BeamConfig(_Strict):
-    """Beam flags for the Beam-powered components: a profile (kubeflow/beam_profiles.py) and extra flags.
+    """Beam flags for the Beam-powered components: a profile (pipeline/core/beam.py) and extra flags.
 
     After loading, `args` holds the whole list (the profile's flags, then the extra ones); expanding it again
     gives the same list, so a dumped config reloads unchanged.
@@ -385,7 +385,7 @@ class BeamConfig(_Strict):
 
     @model_validator(mode='after')
     def _expand_profile(self):
-        from kubeflow.beam_profiles import pipeline_args
+        from tfx_tabular.pipeline.core.beam import pipeline_args
         self.args = pipeline_args(self.profile, self.settings, self.args)
         return self
 
@@ -570,7 +570,7 @@ def _format_pydantic_error(err: dict) -> str:
 
 
 def read_csv_header(path: str, encoding: str = 'auto', delimiter: str = 'auto') -> List[str]:
-    """The column names as the run reads them (pipeline/csv_checks.py); a DataError for an empty or unreadable
+    """The column names as the run reads them (pipeline/core/csv_checks.py); a DataError for an empty or unreadable
     file, so `validate` says what `run` would say."""
     return read_header(path, sniff_format(path, encoding, delimiter))
 

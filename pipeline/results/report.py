@@ -40,7 +40,7 @@ def _pyplot():
 def _overall_plots(evaluation_uri: str):
     """The candidate model's plots on the overall slice: [(PlotKey, PlotData)] (a baseline has its own)."""
     import tensorflow_model_analysis as tfma
-    from components.tfma_results import is_candidate
+    from tfx_tabular.components.evaluator.results import is_candidate
     for plots in tfma.load_plots(evaluation_uri):
         if plots.HasField('cross_slice_key') or plots.slice_key.single_slice_keys:
             continue
@@ -142,7 +142,7 @@ def _importances_figure(model: str, importances: List[Dict], top: int = 20) -> s
 
 def _explanations_section(summary: Dict, config) -> List[str]:
     """Tree models: feature importances, and why they have no Embedding Projector output."""
-    from pipeline.config import MODEL_KINDS
+    from tfx_tabular.pipeline.core.config import MODEL_KINDS
     parts = []
     for model, importances in (summary.get('feature_importances') or {}).items():
         parts += [f'<h2>Feature importances: {html.escape(model)}</h2>', _importances_figure(model, importances),
@@ -773,8 +773,8 @@ def _cut_section(summary: Dict) -> List[str]:
     """The hierarchical model's max cut: the confusion graph, the cut's numbers and sides, and the confusion
     matrices of the base and the hierarchical model on the eval split."""
     import tensorflow as tf
-    from components.confusion_cut.graph import read_cut
-    from components.confusion_cut.spec import GRAPH_FILE
+    from tfx_tabular.components.confusion_cut.graph import read_cut
+    from tfx_tabular.components.confusion_cut.spec import GRAPH_FILE
     info = summary['confusion_cut']
     uri, base = info['uri'], info.get('base_model')
     parts = ['<h2 id="max-cut">Hierarchical model: the maximum cut of the base model\'s confusions</h2>']
@@ -844,7 +844,7 @@ table.verdicts th{text-align:left}"""
 
 
 def write_report(summary: Dict, config, path: str) -> str:
-    """Writes the report of `summary` (pipeline/summary.py) to `path` (via a temp file) and returns the path.
+    """Writes the report of `summary` (pipeline/results/summary.py) to `path` (via a temp file) and returns the path.
 
     `config` gives what the summary does not hold: the thresholds, max_drop and fairness gates to draw."""
     thresholds = config.evaluation.thresholds
@@ -886,7 +886,7 @@ def write_report(summary: Dict, config, path: str) -> str:
                       'the dashed line the model\'s probabilities match how often the class occurred'
                       + ('; one-vs-rest per class.' if label['type'] != 'binary' else '.') + '</p>']
         parts += _baseline_section(summary, dict(config.evaluation.max_drop))
-        from pipeline.summary import TABLE_METRICS
+        from tfx_tabular.pipeline.results.summary import TABLE_METRICS
         columns = [c for c in TABLE_METRICS if c in metrics['overall']]
         parts += ['<h2>Per slice</h2>', _table(metrics, columns),
                   '<p>n/a: the metric is undefined on the slice (e.g. a class absent from it).</p>']
@@ -910,7 +910,7 @@ def write_report(summary: Dict, config, path: str) -> str:
         parts += ['<h2>Training curves</h2>', f'<img alt="training curves" src="data:image/png;base64,{encoded}">']
     parts += _explanations_section(summary, config)
     if summary.get('embeddings_logdir'):
-        from components.embedding_metadata.locate import tensorboard_command
+        from tfx_tabular.components.embedding_metadata.locate import tensorboard_command
         parts.append(f'<p>Embedding Projector (every learnt row labelled by the feature value it stands for): '
                      f'<code>{html.escape(tensorboard_command(summary["embeddings_logdir"]))}</code>, then open '
                      '<code>http://localhost:6006/#projector</code></p>')

@@ -13,15 +13,15 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from components.embedding_metadata.locate import embedding_logdir, tensorboard_command
-from components.evaluator import TFMA_TO_CONFIG
-from components.majority_gate.executor import FAILURES_PROPERTY, FLOOR_PROPERTY
-from components.model_selector import METRIC_KEY, SELECTED
-from components.tfma_results import is_baseline, is_candidate, is_diff, slice_name
-from components.trainer import class_names
-from components.trees.training import IMPORTANCES_FILE
-from pipeline.config import MODEL_KINDS
-from pipeline.pipeline import HIERARCHICAL, evaluated_models, metadata_path, node_id
+from tfx_tabular.components.embedding_metadata.locate import embedding_logdir, tensorboard_command
+from tfx_tabular.components.evaluator.eval_config import TFMA_TO_CONFIG
+from tfx_tabular.components.majority_gate.executor import FAILURES_PROPERTY, FLOOR_PROPERTY
+from tfx_tabular.components.model_selector.component import METRIC_KEY, SELECTED
+from tfx_tabular.components.evaluator.results import is_baseline, is_candidate, is_diff, slice_name
+from tfx_tabular.components.trainer.module import class_names
+from tfx_tabular.components.trainer.trees.training import IMPORTANCES_FILE
+from tfx_tabular.pipeline.core.config import MODEL_KINDS
+from tfx_tabular.pipeline.pipeline import HIERARCHICAL, evaluated_models, metadata_path, node_id
 
 TABLE_METRICS = ('example_count', 'accuracy', 'auc', 'precision', 'recall', 'false_positive_rate',
                  'false_negative_rate')
@@ -150,7 +150,7 @@ def read_served_model(by_name: Dict[str, Dict], served_id: str = 'ServedModel',
                       evaluator_id: str = 'Evaluator') -> Optional[Dict]:
     """The served model the Evaluator compared with: {'found', 'version', 'source', 'base_path', 'state'}.
 
-    The evaluation artifact records what the Evaluator used (components/served_model.py reads the served version
+    The evaluation artifact records what the Evaluator used (components/served_model/ reads the served version
     again when it runs); ServedModel's own output is the fallback. `state`: the Evaluator's, 'cached' meaning
     the comparison (or its absence) dates from an earlier run. None without a ServedModel node."""
     model = _outputs(by_name, served_id).get('model')
@@ -294,7 +294,7 @@ def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
 
 def read_feature_importances(config, by_name: Dict[str, Dict]) -> Dict[str, List[Dict]]:
     """{model name: [{'feature', 'importance'}]} for every tree model, from its Trainer's model_run (the shares of
-    the trees' loss reduction per feature, in the config's feature names; components/trees/training.py)."""
+    the trees' loss reduction per feature, in the config's feature names; components/trainer/trees/training.py)."""
     importances = {}
     for model in config.models:
         if MODEL_KINDS[model.kind].trainer != 'trees':

@@ -11,8 +11,8 @@ from typing import Dict, List
 
 from tfx import v1 as tfx
 
-from components.evaluator import BINARY_METRIC_KEYS
-from components.tfma_results import is_candidate, slice_items
+from tfx_tabular.components.evaluator.eval_config import BINARY_METRIC_KEYS
+from tfx_tabular.components.evaluator.results import is_candidate, slice_items
 
 BLESSED_KEY = 'blessed'
 FAILURES_KEY = 'fairness_failures'

@@ -1,6 +1,6 @@
 """TFX Tuner `tuner_fn` for the Keras kinds, and `apply_hyperparameters` for the Trainer.
 
-The search space is the model's `tuning` section (pipeline/config.py:TuningConfig): `hidden_units` choices,
+The search space is the model's `tuning` section (pipeline/core/config.py:TuningConfig): `hidden_units` choices,
 a log-uniform `learning_rate` range, `dropout` choices; a dimension left out keeps the model's value. Each trial
 builds the same model the Trainer builds (`components.trainer.build_keras_model`) from the same tf.Transform
 output read the same way (`components.trainer._dataset`), so the best values carry over to the Trainer unchanged.
@@ -19,9 +19,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from components.trainer import _dataset, build_keras_model, class_names
-from pipeline.config import MODEL_KINDS, TuningConfig
-from transforms.preprocessing import parse_custom_config
+from tfx_tabular.components.trainer.module import _dataset, build_keras_model, class_names
+from tfx_tabular.pipeline.core.config import MODEL_KINDS, TuningConfig
+from tfx_tabular.transforms.preprocessing import parse_custom_config
 
 TUNABLE = ('hidden_units', 'learning_rate', 'dropout')
 OBJECTIVE = 'val_loss'

@@ -1,0 +1,1 @@
+"""CsvExampleGen with a streaming executor: flat memory on large CSVs (executor.py)."""

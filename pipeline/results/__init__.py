@@ -1,0 +1,1 @@
+"""What a run produced, read once from MLMD and the artifacts, and its two renderers (text, HTML)."""
