@@ -77,7 +77,7 @@ def data_pipeline(config, n_classes: int):
 def run_size(config_path: str, rows: int, tmp: str) -> dict:
     from tfx import v1 as tfx
     from tfx_tabular.pipeline.core.csv_checks import check_csv_files
-    from tfx_tabular.pipeline.pipeline import metadata_path
+    from tfx_tabular.pipeline.core.names import metadata_path
     from tfx_tabular.pipeline.runner import _Progress, _route_logs
     from tfx_tabular.pipeline.results.summary import latest_run_components, open_store
 

@@ -3,7 +3,7 @@ input pipeline, next to the same Keras models fed from in-memory tensors (the fl
 
 tf.Transform runs once, in-process (as tests/test_trainers.py does), on the config's features; its output is
 written as Transform writes it (gzipped TFRecords) and read back through TFX's own dataset factory and the
-Trainer's `_dataset`, exactly as the Trainer reads it. Per kind, two figures:
+Trainer's `dataset` (components/trainer/data.py), exactly as the Trainer reads it. Per kind, two figures:
 
 - steady: examples/s over `--steps` training steps after `--warmup` steps, inside one training call (Keras `fit`,
   `Estimator.train`), no evaluation, no checkpoints, no summaries: the speed of a training step with its input.
@@ -43,8 +43,9 @@ from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs  # noqa: E
 from tfx.components.util import tfxio_utils  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 
-from tfx_tabular.components.trainer.module import (_dataset, build_estimator, build_keras_model, class_names,  # noqa: E402
-                                head_type)
+from tfx_tabular.components.trainer.data import class_names, dataset, head_type  # noqa: E402
+from tfx_tabular.components.trainer.estimator import build_estimator  # noqa: E402
+from tfx_tabular.components.trainer.keras_model import build_keras_model  # noqa: E402
 from tfx_tabular.pipeline.core.config import MODEL_KINDS, load_config  # noqa: E402
 from tfx_tabular.transforms.preprocessing import custom_config, label_key, parse_custom_config, preprocessing_fn  # noqa: E402
 
@@ -144,7 +145,7 @@ class Bench:
 
     def dataset(self, split, label_dtype=tf.float32):
         files = self.fn_args.train_files if split == 'train' else self.fn_args.eval_files
-        return _dataset(self.fn_args, files, self.tft_output, self.label, self.n, self.batch, self.seed, label_dtype)
+        return dataset(self.fn_args, files, self.tft_output, self.label, self.n, self.batch, self.seed, label_dtype)
 
     def in_memory(self):
         """The transformed train rows as tensors, batched and cached once: no files, no parsing, no shuffle."""
@@ -172,7 +173,7 @@ class Bench:
         return window_rate(timer.times, self.warmup, self.steps, self.batch)
 
     def as_run_fn(self, kind):
-        """run_fn's training (components/trainer/module.py:_train_keras / _train_estimator, early stopping off), timed
+        """run_fn's training (components/trainer/keras_model.py:train_keras, estimator.py:train_estimator, early stopping off), timed
         without the export. Kept in step with the trainer by hand."""
         cfg, steps = self.cfg(kind), self.base['train_steps']
         model_run = tempfile.mkdtemp(dir=self.out)
@@ -199,7 +200,7 @@ class Bench:
         return steps * self.batch / wall, wall
 
     def input_only(self):
-        """The real input pipeline alone: batches pulled from `_dataset`, no model."""
+        """The real input pipeline alone: batches pulled from `dataset`, no model."""
         iterator = iter(self.dataset('train'))
         times = []
         for _ in range(self.warmup + self.steps):
@@ -250,7 +251,7 @@ def main():
             else:
                 steady = measure(lambda: bench.estimator_steady(kind))
             rate, wall = bench.as_run_fn(kind)
-            results.append((kind, 'tf.Transform output via _dataset', steady, rate, wall))
+            results.append((kind, 'tf.Transform output via dataset', steady, rate, wall))
             print(f'{kind}: steady {steady[0]:,.0f} examples/s ({steady[1]:,.0f} per CPU s), '
                   f'as run_fn {rate:,.0f} examples/s ({wall:.1f} s)', flush=True)
         input_rate = measure(bench.input_only)
@@ -271,7 +272,7 @@ def main():
         vs = f'{cpu_rate / floors[kind][1]:.2f}x' if kind in floors else ''
         print(f'| {kind:<20} | {source:<32} | {wall_rate:>11,.0f} | {cpu_rate:>12,.0f} | {vs:>14} | {rate:>14,.0f} '
               f'| {wall:>14.1f} |')
-    print(f'| {"(no model)":<20} | {"tf.Transform output via _dataset":<32} | {input_rate[0]:>11,.0f} '
+    print(f'| {"(no model)":<20} | {"tf.Transform output via dataset":<32} | {input_rate[0]:>11,.0f} '
           f'| {input_rate[1]:>12,.0f} | {"":>14} | {"":>14} | {"":>14} |')
 
 if __name__ == '__main__':

@@ -22,46 +22,18 @@ from tfx_tabular.components.csv_example_gen.executor import StreamingCsvExampleG
 from tfx_tabular.components.embedding_metadata import EmbeddingMetadataGen
 from tfx_tabular.components.evaluator.eval_config import eval_config
 from tfx_tabular.components.fairness_gate.component import FairnessGate
-from tfx_tabular.components.hierarchical import example_splits, hierarchical_nodes
 from tfx_tabular.components.majority_gate import MajorityGate
 from tfx_tabular.components.model_selector.component import ModelSelector
 from tfx_tabular.components.pusher import ATOMIC_PUSH_EXECUTOR
 from tfx_tabular.components.served_model.component import BaselineEvaluator, ServedModel
 from tfx_tabular.pipeline.core.config import MODEL_KINDS
+from tfx_tabular.pipeline.core.names import HIERARCHICAL, metadata_path, model_push_dir, node_id, pipeline_root
 from tfx_tabular.pipeline.core.beam import resolve_running_mode
+from tfx_tabular.pipeline.hierarchical import example_splits, hierarchical_nodes
 from tfx_tabular.transforms.preprocessing import custom_config
 
 # ExampleGen hashes each example into one of 100 buckets: the same rows always land in the same split.
 SPLIT_BUCKETS = 100
-
-
-def pipeline_root(config) -> str:
-    return os.path.join(config.run_path, 'pipeline_root')
-
-
-def metadata_path(config) -> str:
-    return os.path.join(config.run_path, 'metadata.sqlite')
-
-
-def model_push_dir(config) -> str:
-    """`<push_dir>/<model_name>`: TF Serving's model base path; Pusher adds `<version>/`."""
-    return os.path.join(config.push_path, config.serving.model_name)
-
-
-HIERARCHICAL = 'hierarchical'  # the name of the auxiliary max-cut model (config `hierarchical`) among the models
-
-
-def evaluated_models(config) -> List[Tuple[str, str]]:
-    """(name, kind) of every model the pipeline evaluates: the config's models, then the hierarchical one."""
-    models = [(m.name, m.kind) for m in config.models]
-    if config.hierarchical and config.hierarchical.enabled:
-        models.append((HIERARCHICAL, HIERARCHICAL))
-    return models
-
-
-def node_id(config, base: str, model_name: str) -> str:
-    """A per-model node's id: `Trainer` with one model, `Trainer_<name>` when several are evaluated."""
-    return base if len(evaluated_models(config)) == 1 else f'{base}_{model_name}'
 
 
 def _evaluation_nodes(config, name: str, model, n_classes: int, example_gen, transform) -> Dict:

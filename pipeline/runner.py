@@ -139,7 +139,7 @@ def run_pipeline(config, echo: Callable[[str], None] = print) -> Dict:
 
 
 def _copy_training_curves(summary: Dict, run_dir: str) -> None:
-    from tfx_tabular.components.trainer.module import CURVES_FILE
+    from tfx_tabular.components.trainer.curves import CURVES_FILE
     logdir = summary.get('tensorboard_logdir')
     if logdir and os.path.exists(os.path.join(logdir, CURVES_FILE)):
         target = os.path.join(run_dir, CURVES_FILE)

@@ -6,7 +6,7 @@ ExampleValidator reports new categories, missing columns and type drift as anoma
 import os
 import shutil
 
-from tfx_tabular.pipeline.pipeline import metadata_path
+from tfx_tabular.pipeline.core.names import metadata_path
 from tfx_tabular.pipeline.results.summary import open_store
 
 SCHEMA_FILE = 'schema.pbtxt'

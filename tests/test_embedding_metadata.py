@@ -24,7 +24,6 @@ import tensorflow_transform as tft
 import yaml
 
 from tfx_tabular.components.embedding_metadata.buckets import boundaries, bucket_intervals
-from tfx_tabular.components.embedding_metadata.locate import store_path
 from tfx_tabular.pipeline.core.config import load_config
 from tfx_tabular.pipeline.results.summary import open_store
 from tests.conftest import run_cli
@@ -403,8 +402,6 @@ def test_tensorboard_projector_serves_every_tensor_with_its_labels(runs):
 # ---- CLI ----------------------------------------------------------------------------------------------
 def test_cli_prints_the_tensorboard_command_for_the_latest_run(runs, tmp_path):
     run = runs['attrition_run']
-    from tfx_tabular.pipeline.pipeline import metadata_path
-    assert store_path(run.config) == metadata_path(run.config)
     result = run_cli('embeddings', '--config', run.config_path)
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.strip().split('\n')

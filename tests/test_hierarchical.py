@@ -1,6 +1,6 @@
 """ConfusionCut and HierarchicalTrainer in a real LocalDagRunner pipeline on the shipped digits data (10 classes):
 CsvExampleGen (train / eval / holdout) -> ImportSchemaGen -> Transform -> Trainer -> ConfusionCut ->
-HierarchicalTrainer, nodes from `components.hierarchical.hierarchical_nodes`, with the shipped config on 24 of its
+HierarchicalTrainer, nodes from `pipeline/hierarchical.py`, with the shipped config on 24 of its
 pixels. Then the artifacts in MLMD, their files checked against independent computations, and the hierarchical
 SavedModel serving raw tf.Examples."""
 import csv
@@ -25,7 +25,7 @@ def _pipeline(config, root, schema_path):
     from tfx.orchestration import metadata
 
     from tfx_tabular.components.csv_example_gen.executor import StreamingCsvExampleGen
-    from tfx_tabular.components.hierarchical import example_splits, hierarchical_nodes
+    from tfx_tabular.pipeline.hierarchical import example_splits, hierarchical_nodes
     from tfx_tabular.pipeline.pipeline import SPLIT_BUCKETS
     from tfx_tabular.transforms.preprocessing import custom_config
 

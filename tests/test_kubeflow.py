@@ -78,7 +78,8 @@ def test_every_component_has_its_image_arguments_and_dependencies(compiled, name
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
     from tfx_tabular.kubeflow.compile import ENTRYPOINT_COMMAND
-    from tfx_tabular.pipeline.pipeline import create_pipeline, model_push_dir, node_id
+    from tfx_tabular.pipeline.core.names import model_push_dir, node_id
+    from tfx_tabular.pipeline.pipeline import create_pipeline
     config, package = compiled[name]
     spec = _strict_spec(_docs(package.path)[0])
     local = create_pipeline(config, label_class_count(config))  # the pipeline `tfx-tabular run` runs

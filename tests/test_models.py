@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from tfx_tabular.components.trainer.module import OPTIMIZERS, PREDICTION_KEY, build_keras_model
+from tfx_tabular.components.trainer.keras_model import OPTIMIZERS, build_keras_model
+from tfx_tabular.components.trainer.signatures import PREDICTION_KEY
 from tfx_tabular.pipeline.core.config import Config
 from tests.test_preprocessing import ROWS, _transform
 from tfx_tabular.transforms.feature_columns import feature_columns, num_ids, wide_columns

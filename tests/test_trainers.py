@@ -16,7 +16,7 @@ from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
 from tfx_tabular.components.evaluator.eval_config import eval_config
-from tfx_tabular.components.trainer.module import run_fn
+from tfx_tabular.components.trainer import run_fn
 from tfx_tabular.pipeline.core.config import MODEL_KINDS, Config
 from tfx_tabular.serving.inference import classify
 from tfx_tabular.serving.servable import Servable

@@ -14,7 +14,8 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
-from tfx_tabular.components.trainer.module import class_names, run_fn
+from tfx_tabular.components.trainer import run_fn
+from tfx_tabular.components.trainer.data import class_names
 from tfx_tabular.components.trainer.trees.compile import CompiledTrees, forest_from_ydf
 from tfx_tabular.components.trainer.trees.training import IMPORTANCES_FILE, read_split, train_models
 from tfx_tabular.pipeline.core.config import Config, ConfigError, load_config

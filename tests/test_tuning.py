@@ -18,7 +18,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import json_utils, proto_utils
 
 from tfx_tabular.components.trainer.lr_range_test import LR_RANGE_JSON, LR_RANGE_PLOT, lr_range_test, plot_lr_range, run_for_trainer
-from tfx_tabular.components.tuner.module import apply_hyperparameters, search_space
+from tfx_tabular.components.trainer.hyperparameters import apply_hyperparameters, search_space
 from tfx_tabular.pipeline.core.config import Config, ConfigError, ModelConfig, TuningConfig, load_config
 from tests.conftest import run_transform
 from tfx_tabular.transforms.preprocessing import custom_config
@@ -129,7 +129,7 @@ def test_tuner_component_finds_the_best_of_real_trials(transformed, tuned):
     assert tuned['hidden_units'] == [int(u) for u in values['hidden_units'].split(',')]
     assert tuned['learning_rate'] == pytest.approx(values['learning_rate'])
     assert model_cfg['hidden_units'] == [8], 'apply_hyperparameters changed its input'
-    from tfx_tabular.components.trainer.module import build_keras_model
+    from tfx_tabular.components.trainer.keras_model import build_keras_model
     from tfx_tabular.transforms.preprocessing import parse_custom_config
     features, label = parse_custom_config(custom_config(_config()))
     model = build_keras_model(features, tft.TFTransformOutput(transform_dir), 2, tuned, label.type)
@@ -143,7 +143,7 @@ def test_run_fn_trains_with_the_tuned_values_and_the_range_test(transformed, tun
     model has the tuned layers, the range test's plot and numbers are in model_run."""
     from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
     from tfx_bsl.public import tfxio
-    from tfx_tabular.components.trainer.module import run_fn
+    from tfx_tabular.components.trainer import run_fn
 
     examples_dir, transform_dir = transformed
     model_cfg, best_config, _ = tuned
@@ -226,7 +226,8 @@ def test_lr_range_test_on_the_trainers_keras_model(transformed, tmp_path):
     """What the Trainer runs: the package's model on tf.Transform output; plot and numbers in model_run."""
     from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
     from tfx_bsl.public import tfxio
-    from tfx_tabular.components.trainer.module import _dataset, build_keras_model
+    from tfx_tabular.components.trainer.data import dataset
+    from tfx_tabular.components.trainer.keras_model import build_keras_model
     from tfx_tabular.transforms.preprocessing import parse_custom_config
 
     examples_dir, transform_dir = transformed
@@ -237,7 +238,7 @@ def test_lr_range_test_on_the_trainers_keras_model(transformed, tmp_path):
         tf_dataset_factory=lambda files, options, schema: tfxio.TFExampleRecord(
             file_pattern=files, schema=schema).TensorFlowDataset(options),
         record_batch_factory=None, data_view_decode_fn=None))
-    train = _dataset(fn_args, [os.path.join(examples_dir, 'Split-train', '*')], tft_output, label, 2, 16, 42)
+    train = dataset(fn_args, [os.path.join(examples_dir, 'Split-train', '*')], tft_output, label, 2, 16, 42)
     tuning = TuningConfig(search=False, lr_range_test=True, lr_range_steps=40).model_dump(mode='json')
     out = str(tmp_path / 'model_run')
     result = run_for_trainer(lambda lr: build_keras_model(features, tft_output, 2, {**cfg, 'learning_rate': lr},
@@ -278,7 +279,7 @@ def test_tuner_search_is_seeded(transformed, tmp_path):
     """Same seed, same first points; another seed, other points (no training needed to see it)."""
     from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
     from tfx_bsl.public import tfxio
-    from tfx_tabular.components.tuner.module import tuner_fn
+    from tfx_tabular.components.tuner import tuner_fn
 
     examples_dir, transform_dir = transformed
 

@@ -38,7 +38,7 @@ def require_split(examples, split: str) -> List[str]:
     if split not in splits:
         raise ValueError(f'the examples have no {split!r} split (they have {", ".join(splits)}); '
                          "hierarchical.holdout_fraction > 0 needs ExampleGen to write a 'holdout' split "
-                         '(components.hierarchical.example_splits), or set holdout_fraction: 0')
+                         '(pipeline/hierarchical.py example_splits), or set holdout_fraction: 0')
     return split_files(examples, split)
 
 
@@ -68,7 +68,7 @@ def confusion_matrix(serving_dir: str, files: List[str], label_key_name: str,
 def cut_model(serving_dir: str, transform_graph_uri: str, examples, output_uri: str, custom_config: Dict,
               split: str = keys.DEFAULT_SPLIT, exact_up_to: int = maxcut.EXACT_UP_TO, seed: int = 0) -> Dict:
     """Counts, cuts and writes the artifact's files into `output_uri`; returns cut.json's content."""
-    from tfx_tabular.components.trainer.module import class_names
+    from tfx_tabular.components.trainer.data import class_names
     _, label = parse_custom_config(custom_config)
     names = class_names(label, tft.TFTransformOutput(transform_graph_uri))
     if len(names) < 3:

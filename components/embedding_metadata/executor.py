@@ -24,7 +24,7 @@ MULTI_LABEL_TYPES = ('multilabel', 'multi_label')
 def generate(serving_dir: str, transform_graph_uri: str, examples, output_uri: str, custom_config: Dict,
              slicing: List[str], max_examples: int = keys.DEFAULT_MAX_EXAMPLES) -> Dict[str, ProjectorTensor]:
     """Writes the log dir for one trained model into `output_uri`; returns the tensors written."""
-    from tfx_tabular.components.trainer.module import class_names
+    from tfx_tabular.components.trainer.data import class_names
     from tfx_tabular.transforms.feature_columns import feature_columns
 
     features, label = parse_custom_config(custom_config)

@@ -12,10 +12,11 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
+from tfx_tabular.pipeline.core.names import metadata_path
+
 # Kubeflow's compiler accepts custom artifact type names only in the form `namespace.Name`.
 ARTIFACT_TYPE = 'tfx_tabular.EmbeddingMetadata'
 CONFIG_FILE = 'projector_config.pbtxt'  # the file name TensorBoard's projector plugin looks for
-METADATA_FILE = 'metadata.sqlite'       # as pipeline.pipeline.metadata_path names it (that module imports TFX)
 DEFAULT_PORT = 6006
 
 
@@ -42,10 +43,6 @@ def _model_name(uri: str) -> str:
     return node.split('_', 1)[1] if '_' in node else ''
 
 
-def store_path(config) -> str:
-    return os.path.join(config.run_path, METADATA_FILE)
-
-
 def _latest_run_artifacts(path: str) -> Dict[str, str]:
     """{model name: URI} of the EmbeddingMetadata of the newest pipeline run (cached runs are attributed too)."""
     connection = metadata_store_pb2.ConnectionConfig()
@@ -67,7 +64,7 @@ def _latest_run_artifacts(path: str) -> Dict[str, str]:
 def latest_logdirs(config, config_path: str) -> Dict[str, str]:
     """{model name ('' with one model): log dir} of the latest run; raises NoEmbeddings saying what to run."""
     rerun = f'run `tfx-tabular run --config {config_path}`'
-    path = store_path(config)
+    path = metadata_path(config)
     if not os.path.exists(path):
         raise NoEmbeddings(f'{config.name} has not run yet (no {path}); {rerun} first')
     logdirs = _latest_run_artifacts(path)

@@ -184,7 +184,7 @@ def _keys(column) -> List[str]:
 def load_network(serving_dir: str, feature_columns_fn: Callable[[], List], multi_label: bool = False) -> Network:
     """The Trainer's exported model: Keras (keras_metadata.pb) or a canned DNN estimator.
 
-    components/trainer/module.py saves an estimator as a tf.Module whose `estimator` attribute is the loaded TF1 export;
+    components/trainer/estimator.py saves an estimator as a tf.Module whose `estimator` attribute is the loaded TF1 export;
     its variables keep the estimator's own names (`dnn/hiddenlayer_0/kernel`, ...).
     """
     if tf.io.gfile.exists(os.path.join(serving_dir, 'keras_metadata.pb')):

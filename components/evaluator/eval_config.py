@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 
-from tfx_tabular.components.trainer.module import PREDICTION_KEY
+from tfx_tabular.components.trainer.signatures import PREDICTION_KEY
 from tfx_tabular.transforms.preprocessing import label_key
 
 # Config metric name -> TFMA metric class, per label type.
@@ -19,11 +19,6 @@ MULTICLASS_METRICS = {'accuracy': 'SparseCategoricalAccuracy', 'auc': 'AUC', 'pr
 # Multi-label: accuracy over every (example, class) decision; the rest one-vs-rest per class, macro averaged.
 MULTILABEL_METRICS = {**MULTICLASS_METRICS, 'accuracy': 'BinaryAccuracy'}
 CONFUSION_PLOTS = {'multiclass': 'MultiClassConfusionMatrixPlot', 'multilabel': 'MultiLabelConfusionMatrixPlot'}
-# The config's name of a binary metric -> the key TFMA writes it under, and back.
-BINARY_METRIC_KEYS = {'accuracy': 'binary_accuracy', 'auc': 'auc', 'precision': 'precision', 'recall': 'recall',
-                      'false_positive_rate': 'fpr', 'false_negative_rate': 'fnr'}
-TFMA_TO_CONFIG = {'binary_accuracy': 'accuracy', 'sparse_categorical_accuracy': 'accuracy',
-                  'fpr': 'false_positive_rate', 'fnr': 'false_negative_rate'}
 
 
 def _bound(lower: Optional[float] = None, upper: Optional[float] = None) -> tfma.MetricThreshold:

@@ -11,7 +11,7 @@ from typing import Dict, List
 
 from tfx import v1 as tfx
 
-from tfx_tabular.components.evaluator.eval_config import BINARY_METRIC_KEYS
+from tfx_tabular.pipeline.core.names import BINARY_METRIC_KEYS
 from tfx_tabular.components.evaluator.results import is_candidate, slice_items
 
 BLESSED_KEY = 'blessed'

@@ -12,8 +12,8 @@ trained on) when the config has `hierarchical.holdout_fraction`. Without a holdo
 where the base model is rarely wrong: the combiner then learns to trust the base and gains little. Neither is
 fit on 'eval', where the Evaluator compares base and hierarchical.
 
-The export is one SavedModel at `<uri>/Format-Serving` with the signatures of components/trainer/module.py
-(`_signatures`, `finish_signature_defs`): raw tf.Example in, class names and scores out, so Evaluator,
+The export is one SavedModel at `<uri>/Format-Serving` with the signatures of components/trainer/signatures.py
+(`serving_signatures`, `finish_signature_defs`): raw tf.Example in, class names and scores out, so Evaluator,
 Pusher, TF Serving and `tfx-tabular predict` use it like any other model. The base model, of any kind this
 pipeline trains, is frozen inside the new model: a Keras base as its layers, an estimator base through its
 exported `predict` signature (see FrozenEstimator).
@@ -107,7 +107,7 @@ def _accuracy(model: tf.keras.Model, dataset: tf.data.Dataset, binary: bool) -> 
 class FrozenEstimator(tf.keras.layers.Layer):
     """An estimator base model as a frozen Keras layer: transformed features -> class probabilities.
 
-    components/trainer/module.py exports an estimator as a tf.Module whose `estimator` attribute is the estimator's TF1
+    components/trainer/estimator.py exports an estimator as a tf.Module whose `estimator` attribute is the estimator's TF1
     SavedModel over transformed features; its `predict` signature answers with `probabilities`.
     """
 
@@ -135,14 +135,15 @@ def load_base(serving_dir: str, features: Dict) -> Tuple[tf.keras.layers.Layer, 
     base = tf.keras.models.load_model(serving_dir)
     if not isinstance(base, tf.keras.Model):
         raise ValueError(f'the base model at {serving_dir} is neither a Keras model nor an estimator export of '
-                         'components/trainer/module.py; hierarchical.base must name a model this pipeline trains')
+                         'the Trainer (run_fn); hierarchical.base must name a model this pipeline trains')
     return base, int(base.count_params())
 
 
 def train_hierarchical(base_serving_dir: str, transform_graph_uri: str, examples, cut_uri: str, output_uri: str,
                        custom_config: Dict, combiner_split: str = keys.DEFAULT_COMBINER_SPLIT) -> Dict:
     """Trains both parts, exports `<output_uri>/Format-Serving` and writes hierarchical.json; returns its content."""
-    from tfx_tabular.components.trainer.module import _signatures, class_names, finish_signature_defs
+    from tfx_tabular.components.trainer.data import class_names
+    from tfx_tabular.components.trainer.signatures import finish_signature_defs, serving_signatures
     features, label = parse_custom_config(custom_config)
     settings = custom_config['hierarchical']
     tft_output = tft.TFTransformOutput(transform_graph_uri)
@@ -195,7 +196,7 @@ def train_hierarchical(base_serving_dir: str, transform_graph_uri: str, examples
     holder = tf.Module()
     holder.model = model
     raw_columns = [c for c, f in features.items() if f.kind != 'crossed']
-    signatures = _signatures(holder, model, tft_output, raw_columns, label, names)
+    signatures = serving_signatures(holder, model, tft_output, raw_columns, label, names)
     serving_dir = path_utils.serving_model_dir(output_uri)
     staging = os.path.join(output_uri, f'.staging-{uuid.uuid4().hex}')
     tf.saved_model.save(holder, staging, signatures=signatures)

@@ -103,7 +103,7 @@ def floor_failures(metrics: Dict[str, float], floor: Dict[str, Any], settings: D
 def check(evaluation_uri: str, examples, transform_graph_uri: str, custom_config: Dict,
           settings: Dict[str, Any]) -> Dict[str, Any]:
     """{'floor': counts and bounds, 'failures': [...]} for the candidate evaluated at `evaluation_uri`."""
-    from tfx_tabular.components.trainer.module import class_names
+    from tfx_tabular.components.trainer.data import class_names
     _, label = parse_custom_config(custom_config)
     tft_output = tft.TFTransformOutput(transform_graph_uri)
     values = label_values(split_files(examples, EVAL_SPLIT), label.column,

@@ -18,7 +18,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
-from tfx_tabular.components.evaluator.eval_config import TFMA_TO_CONFIG
+from tfx_tabular.pipeline.core.names import TFMA_TO_CONFIG
 from tfx_tabular.components.evaluator.results import is_candidate
 
 MODELS_KEY = 'models'

@@ -126,7 +126,7 @@ FEATURE_KINDS = ('numeric', 'bucketized', 'categorical', 'hashed', 'crossed')
 class ModelKind(NamedTuple):
     """What a model kind is, for the code that treats kinds differently (instead of testing name prefixes)."""
     builds: str       # what the Trainer builds
-    trainer: str      # which path of components/trainer/module.py trains it: keras | estimator | trees
+    trainer: str      # the family that trains it (components/trainer/registry.py): keras | estimator | trees
     projector: bool   # has hidden layers for the Embedding Projector (EmbeddingMetadataGen)
     tunable: bool     # the Tuner (keras-tuner) can search it
     wide: bool        # has a linear part on one-hot ids, so needs an id feature

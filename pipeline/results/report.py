@@ -19,6 +19,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from tfx_tabular.pipeline.core.names import SHORT_METRIC_NAMES
+
 REPORT_FILE = 'report.html'
 
 
@@ -444,8 +446,6 @@ def _table(metrics: Dict[str, Dict[str, float]], columns: List[str], first: str 
 MODEL_METRICS = ('accuracy', 'auc', 'precision', 'recall', 'false_positive_rate', 'false_negative_rate')
 MODEL_COLOURS = ('#2e86c1', '#e67e22', '#27ae60', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d', '#d4ac0d')
 PUSHED_MARK = '\u2605 pushed'
-# pipeline.summary's short names, here so that the comparison needs no TFMA import (pipeline.summary's)
-SHORT_METRIC_NAMES = {'false_positive_rate': 'fpr', 'false_negative_rate': 'fnr', 'example_count': 'examples'}
 
 
 def _model_colours(models: List[Dict]) -> Dict[str, str]:

@@ -14,18 +14,17 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
 from tfx_tabular.components.embedding_metadata.locate import embedding_logdir, tensorboard_command
-from tfx_tabular.components.evaluator.eval_config import TFMA_TO_CONFIG
 from tfx_tabular.components.majority_gate.executor import FAILURES_PROPERTY, FLOOR_PROPERTY
 from tfx_tabular.components.model_selector.component import METRIC_KEY, SELECTED
 from tfx_tabular.components.evaluator.results import is_baseline, is_candidate, is_diff, slice_name
-from tfx_tabular.components.trainer.module import class_names
+from tfx_tabular.components.trainer.data import class_names
 from tfx_tabular.components.trainer.trees.training import IMPORTANCES_FILE
 from tfx_tabular.pipeline.core.config import MODEL_KINDS
-from tfx_tabular.pipeline.pipeline import HIERARCHICAL, evaluated_models, metadata_path, node_id
+from tfx_tabular.pipeline.core.names import (HIERARCHICAL, SHORT_METRIC_NAMES, TFMA_TO_CONFIG, evaluated_models,
+                                             metadata_path, node_id)
 
 TABLE_METRICS = ('example_count', 'accuracy', 'auc', 'precision', 'recall', 'false_positive_rate',
                  'false_negative_rate')
-SHORT_NAMES = {'false_positive_rate': 'fpr', 'false_negative_rate': 'fnr', 'example_count': 'examples'}
 STATES = {metadata_store_pb2.Execution.COMPLETE: 'ran', metadata_store_pb2.Execution.CACHED: 'cached',
           metadata_store_pb2.Execution.FAILED: 'failed', metadata_store_pb2.Execution.RUNNING: 'running'}
 
@@ -395,7 +394,7 @@ def format_models(summary: Dict) -> List[str]:
     names = [m for m in TABLE_METRICS if any(m in model['metrics'] for model in models)]
     lines = ['', f'Models compared on the eval split (overall slice; selection: {summary.get("selection")}, '
                  'best blessed):',
-             '  ' + f'{"model":<16}{"kind":<22}' + ''.join(f'{SHORT_NAMES.get(n, n):>11}' for n in names)
+             '  ' + f'{"model":<16}{"kind":<22}' + ''.join(f'{SHORT_METRIC_NAMES.get(n, n):>11}' for n in names)
              + f'{"blessed":>9}']
     for model in models:
         mark = '  <- pushed' if model['model'] == summary.get('selected_model') else ''
@@ -423,7 +422,7 @@ def format_summary(summary: Dict) -> str:
         if summary.get('models'):
             lines += ['', f'The {summary.get("selected_model") or summary["models"][0]["model"]} model in detail:']
         lines += ['', 'Eval metrics on the eval split (multi-class: macro averages; per class in summary.json):',
-                  '  ' + f'{"slice":<30}' + ''.join(f'{SHORT_NAMES.get(n, n):>11}' for n in names)]
+                  '  ' + f'{"slice":<30}' + ''.join(f'{SHORT_METRIC_NAMES.get(n, n):>11}' for n in names)]
         for slice_ in sorted(metrics, key=lambda s: (s != 'overall', s)):
             values = metrics[slice_]
             lines.append('  ' + f'{slice_[:30]:<30}' + ''.join(

@@ -21,6 +21,8 @@ import numpy as np
 import tensorflow as tf
 from tfx_bsl.public import tfxio
 
+from tfx_tabular.components.trainer.curves import CURVES_FILE, plot_curves
+from tfx_tabular.components.trainer.data import multi_hot
 from tfx_tabular.components.trainer.trees.compile import CompiledTrees, forest_from_ydf
 from tfx_tabular.transforms.feature_columns import num_ids
 from tfx_tabular.transforms.preprocessing import label_key, transformed_name
@@ -36,7 +38,6 @@ def read_split(fn_args, files: List[str], tf_transform_output, label, n_classes:
                ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
     """Every transformed example of `files` once, in file order: ({key: values}, labels). Labels are class ids,
     or for a multi-label label a [rows, classes] 0/1 matrix."""
-    from tfx_tabular.components.trainer.module import multi_hot
     dataset = fn_args.data_accessor.tf_dataset_factory(
         files, tfxio.TensorFlowDatasetOptions(batch_size=BATCH, label_key=label_key(label), num_epochs=1,
                                               shuffle=False),
@@ -146,7 +147,6 @@ def train_trees(fn_args, features: Dict, label, names: List[str], tf_transform_o
                 model_cfg: Dict) -> Tuple[tf.Module, CompiledTrees]:
     """The Trainer's path for gradient_boosted_trees: read, train, compile, write curves and importances.
     Returns (the module to save, transformed features -> probabilities)."""
-    from tfx_tabular.components.trainer.module import CURVES_FILE, plot_curves
     n = len(names)
     x, y = read_split(fn_args, fn_args.train_files, tf_transform_output, label, n)
     valid_x, valid_y = read_split(fn_args, fn_args.eval_files, tf_transform_output, label, n)
