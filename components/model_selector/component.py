@@ -18,8 +18,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
-from tfx_tabular.pipeline.core.names import TFMA_TO_CONFIG
-from tfx_tabular.components.evaluator.results import is_candidate
+from tfx_tabular.components.evaluator.results import overall_metrics
 
 MODELS_KEY = 'models'
 METRIC_KEY = 'metric'
@@ -28,20 +27,6 @@ MODEL_KEY = 'model'
 BLESSING_KEY = 'blessing'
 SELECTED = 'selected_model'
 COMPARISON = 'comparison'
-
-
-def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
-    """The candidate's overall-slice metrics under the config's names (macro averages for multi-class)."""
-    import tensorflow_model_analysis as tfma
-    values = {}
-    for per_slice in tfma.load_metrics(evaluation_uri):
-        if per_slice.slice_key.single_slice_keys or per_slice.HasField('cross_slice_key'):
-            continue
-        for kv in per_slice.metric_keys_and_values:
-            if (is_candidate(kv.key) and not kv.key.sub_key.HasField('class_id')
-                    and kv.value.HasField('double_value')):
-                values[TFMA_TO_CONFIG.get(kv.key.name, kv.key.name)] = kv.value.double_value.value
-    return values
 
 
 def choose(candidates: List[Tuple[str, bool, Dict[str, float]]], metric: str, direction: str) -> str:
