@@ -19,6 +19,9 @@ from typing import Dict, List, Optional, Set
 
 import yaml
 
+from tfx_tabular.pipeline.core import storage
+from tfx_tabular.pipeline.core.storage import is_uri
+
 # Keys of the object-storage Secret (manifests/object-storage-secret.yaml) passed to every component as env vars:
 # tensorflow-io's s3:// filesystem and boto3 (Beam's s3 IO) read them.
 OBJECT_STORAGE_ENV = ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION', 'S3_ENDPOINT')
@@ -50,11 +53,6 @@ class Compiled:
     warnings: List[str] = field(default_factory=list)
 
 
-def is_uri(path: str) -> bool:
-    """gs://, s3://, ...: a path every pod can reach, read and written through tf.io.gfile."""
-    return '://' in path
-
-
 def check_image(image: str) -> None:
     if not image or not _IMAGE.fullmatch(image):
         raise CompileError(f'--image {image!r} is not a container image reference; pass one like '
@@ -79,7 +77,7 @@ def _read_label_classes(config) -> Set[str]:
                                'config to compile without reading the data')
         classes: Set[str] = set()
         for path in files:
-            with tf.io.gfile.GFile(path, 'r') as f:
+            with storage.open_text(path, newline='') as f:
                 reader = csv.reader(f)
                 header = [c.lstrip('\ufeff') for c in next(reader, [])]
                 missing = [c for c in [config.label.column] + config.raw_columns if c not in header]
@@ -203,16 +201,10 @@ def check_spec(spec: Dict, platform: Optional[Dict] = None) -> List[str]:
 
 
 def _write_atomically(path: str, documents: List[Dict], header: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
-    try:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(header)
-            yaml.safe_dump_all(documents, f, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    storage.makedirs(storage.dirname(storage.absolute(path)))
+    with storage.atomic_open(path) as f:
+        f.write(header)
+        yaml.safe_dump_all(documents, f, sort_keys=True)
 
 
 def compile_pipeline(config, image: str, output: str, secret: Optional[str] = None) -> Compiled:

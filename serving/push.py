@@ -54,7 +54,7 @@ def push_model(model_dir: str, base_path: str, version: Optional[int] = None) ->
                 final = os.path.join(base_path, str(chosen))
                 if os.path.exists(final):
                     raise PushError(f'{final} exists; versions are never overwritten, push without a version number')
-                os.rename(staging, final)
+                storage.publish_dir(staging, final)  # one rename: the version appears whole
         finally:
             storage.rmtree(staging)
     mc.update_models_config(push_dir)

@@ -209,20 +209,53 @@ def test_header_name_tfx_cannot_read(tmp_path):
         scan_csv_files([str(path)], 'y', 'binary')
 
 
-def test_remote_csv_checked_but_not_normalised(tmp_path):
-    """gs:// and s3:// data is read through tf.io.gfile for the checks; CsvExampleGen reads it as it is, so a
-    file it would misread is refused with the fix."""
+def _on_ram(config_path, local: str) -> str:
+    """`local` copied to ram:// (TensorFlow's in-memory file system, read through tf.io.gfile as gs:// and s3://
+    are) and the config at `config_path` pointed at the copy; returns the URI."""
     import tensorflow as tf
-    local = messy_csv.clean(tmp_path)
-    config = load_config(_config(local))
-    remote = f'ram://{tmp_path.name}/clean.csv'
-    tf.io.gfile.copy(local, remote)
-    config.data.csv = remote
-    assert prepare_input(config)[1] == remote
-    config.data.csv = f'ram://{tmp_path.name}/bom.csv'
-    tf.io.gfile.copy(messy_csv.bom(tmp_path), config.data.csv)
-    with pytest.raises(DataError, match=r"^ram://.*: has a byte-order mark, which TFX's CsvExampleGen misreads, and "
-                                        'remote data is read as it is; re-save it as comma-delimited UTF-8'):
+    remote = f'ram://{os.path.basename(os.path.dirname(local))}-{os.getpid()}/{os.path.basename(local)}'
+    tf.io.gfile.makedirs(remote.rsplit('/', 1)[0])
+    tf.io.gfile.copy(local, remote, overwrite=True)
+    with open(config_path, encoding='utf-8') as f:
+        raw = yaml.safe_load(f)
+    raw['data']['csv'] = remote
+    with open(config_path, 'w', encoding='utf-8') as f:
+        yaml.safe_dump(raw, f, allow_unicode=True)
+    return remote
+
+
+@pytest.mark.parametrize('make', [messy_csv.excel_semicolon, messy_csv.bom, messy_csv.clean])
+def test_object_storage_csv_read_and_normalised_like_a_local_one(tmp_path, make):
+    """A URI data.csv (gs://, s3://; here ram://) is sniffed, checked and normalised exactly as its local copy,
+    the copy going under the (local) run_dir; Beam cannot read ram://, so even a clean file is copied, saying so."""
+    local = make(tmp_path)
+    config_path = _config(local)
+    local_scan, local_pattern = prepare_input(load_config(config_path))
+    want = open(local_pattern.replace('*', 'part-00000') if local_pattern != local else local, 'rb').read()
+    remote = _on_ram(config_path, local)
+    config = load_config(config_path)  # the header check reads the URI
+    assert config.csv_files == [remote]
+    scan, pattern = prepare_input(config)
+    assert scan.label_counts == local_scan.label_counts and scan.formats == {remote: local_scan.formats[local]}
+    beam = "a ram:// path, which Beam's CsvExampleGen cannot read"
+    assert scan.rewrites == {remote: local_scan.rewrites[local] + [beam]}
+    assert pattern.startswith(str(tmp_path / 'run' / 'csv_input')) and pattern.endswith('*.csv')
+    assert open(pattern.replace('*', 'part-00000'), 'rb').read() == want  # the local copy's bytes
+    assert prepare_input(config)[1] == pattern  # once per version of the input
+
+
+def test_object_storage_csv_errors_name_the_uri(tmp_path):
+    config_path = _config(messy_csv.clean(tmp_path))
+    remote = _on_ram(config_path, messy_csv.invalid_utf8(tmp_path))
+    with pytest.raises(DataError, match=rf'^{remote}: line {messy_csv.INVALID_UTF8_LINE} is not UTF-8'):
+        load_config(config_path)
+
+
+def test_copy_needs_a_run_dir_beam_can_read(tmp_path):
+    config = load_config(_config(messy_csv.bom(tmp_path)))
+    config.run_dir = f'ram://run-{os.getpid()}'
+    with pytest.raises(DataError, match=r": has a byte-order mark, so the run writes a normalised copy under "
+                                        r"run_dir, but Beam cannot read ram://run-\d+; set run_dir to a local"):
         prepare_input(config)
 
 

@@ -1,4 +1,4 @@
-"""The ConfusionCut artifact's files: writing them (atomically, temp file then rename) and reading them back.
+"""The ConfusionCut artifact's files: writing them (atomically: pipeline/core/storage.py) and reading them back.
 
 confusion.json  {classes, matrix (rows: true class, columns: predicted), split, examples, skipped, accuracy}
 cut.json        {classes, side_of (0/1 per class, label-id order), sides (class names per side), value,
@@ -10,7 +10,6 @@ confusion_graph.png  classes on a circle, side A left and side B right, coloured
 import io
 import json
 import os
-import uuid
 from typing import Dict, List
 
 import numpy as np
@@ -18,17 +17,10 @@ import tensorflow as tf
 
 from tfx_tabular.components.confusion_cut import maxcut
 from tfx_tabular.components.confusion_cut.spec import CONFUSION_FILE, CUT_FILE, GRAPH_FILE
+from tfx_tabular.pipeline.core import storage
 
 SIDE_COLOURS = ('#4C72B0', '#DD8452')
 SIDE_NAMES = ('A', 'B')
-
-
-def write_file(path: str, data: bytes) -> None:
-    """A temp file renamed over `path`: readers never see half a file (local paths and object stores)."""
-    tmp = f'{path}.tmp-{uuid.uuid4().hex}'
-    with tf.io.gfile.GFile(tmp, 'wb') as f:
-        f.write(data)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def _edges(names: List[str], w: np.ndarray, sides: np.ndarray, cut: bool) -> List[list]:
@@ -114,9 +106,9 @@ def write_outputs(uri: str, names: List[str], matrix: np.ndarray, cut: maxcut.Cu
     title = (f'Confusions on {split!r} ({examples} examples, accuracy {accuracy:.3f}):\n'
              f'{quality} {cut.value:.0f} of {result["total_weight"]:.0f} confusions cross the sides')
     tf.io.gfile.makedirs(uri)
-    write_file(os.path.join(uri, CONFUSION_FILE), json.dumps(confusion, indent=1).encode())
-    write_file(os.path.join(uri, GRAPH_FILE), plot_graph(names, w, cut, title))
-    write_file(os.path.join(uri, CUT_FILE), json.dumps(result, indent=1).encode())  # last: its presence means done
+    storage.write_bytes(os.path.join(uri, CONFUSION_FILE), json.dumps(confusion, indent=1).encode())
+    storage.write_bytes(os.path.join(uri, GRAPH_FILE), plot_graph(names, w, cut, title))
+    storage.write_bytes(os.path.join(uri, CUT_FILE), json.dumps(result, indent=1).encode())  # last: its presence means done
     return result
 
 

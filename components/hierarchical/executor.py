@@ -21,7 +21,6 @@ exported `predict` signature (see FrozenEstimator).
 import json
 import math
 import os
-import uuid
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
@@ -33,8 +32,9 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from tfx_tabular.components.confusion_cut.executor import require_split
-from tfx_tabular.components.confusion_cut.graph import read_cut, write_file
+from tfx_tabular.components.confusion_cut.graph import read_cut
 from tfx_tabular.components.hierarchical import spec as keys
+from tfx_tabular.pipeline.core import storage
 from tfx_tabular.transforms.feature_columns import feature_columns, keras_inputs
 from tfx_tabular.transforms.preprocessing import label_key, parse_custom_config
 
@@ -198,11 +198,10 @@ def train_hierarchical(base_serving_dir: str, transform_graph_uri: str, examples
     raw_columns = [c for c, f in features.items() if f.kind != 'crossed']
     signatures = serving_signatures(holder, model, tft_output, raw_columns, label, names)
     serving_dir = path_utils.serving_model_dir(output_uri)
-    staging = os.path.join(output_uri, f'.staging-{uuid.uuid4().hex}')
-    tf.saved_model.save(holder, staging, signatures=signatures)
-    finish_signature_defs(staging, raw_columns)
-    tf.io.gfile.rename(staging, serving_dir, overwrite=True)
-    write_file(os.path.join(output_uri, keys.REPORT_FILE), json.dumps(report, indent=1).encode())
+    with storage.staged_dir(serving_dir) as staging:  # saved_model.pb last on an object store
+        tf.saved_model.save(holder, staging, signatures=signatures)
+        finish_signature_defs(staging, raw_columns)
+    storage.write_text(os.path.join(output_uri, keys.REPORT_FILE), json.dumps(report, indent=1))
     return report
 
 

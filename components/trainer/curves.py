@@ -5,6 +5,8 @@ from typing import Dict, List, Tuple
 
 import tensorflow as tf
 
+from tfx_tabular.pipeline.core import storage
+
 CURVES_FILE = 'training_curves.png'
 Curves = Dict[str, Dict[str, List[Tuple[float, float]]]]  # metric -> {'train'|'eval': [(x, value)]}
 
@@ -22,10 +24,11 @@ def plot_curves(curves: Curves, path: str, x_label: str) -> None:
         ax.set_xlabel(x_label)
         ax.legend()
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    try:
+        with storage.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90, format='png')
+    finally:
+        plt.close(fig)
 
 
 def keras_curves(history: Dict[str, List[float]]) -> Curves:

@@ -19,6 +19,8 @@ from typing import Callable, Dict, List, Optional
 import tensorflow as tf
 from absl import logging
 
+from tfx_tabular.pipeline.core import storage
+
 LR_RANGE_PLOT = 'lr_range_test.png'
 LR_RANGE_JSON = 'lr_range_test.json'
 
@@ -121,10 +123,11 @@ def plot_lr_range(result: LRRangeResult, path: str) -> None:
     ax.set_title('learning-rate range test' + (' (stopped: loss exploded)' if result.stopped_early else ''))
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    try:
+        with storage.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90, format='png')
+    finally:
+        plt.close(fig)
 
 
 def run_for_trainer(build_model: Callable[[float], tf.keras.Model], dataset: tf.data.Dataset, tuning: Dict,
@@ -138,9 +141,7 @@ def run_for_trainer(build_model: Callable[[float], tf.keras.Model], dataset: tf.
     tf.io.gfile.makedirs(out_dir)
     plot_lr_range(result, os.path.join(out_dir, LR_RANGE_PLOT))
     path = os.path.join(out_dir, LR_RANGE_JSON)
-    with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
-        f.write(result.to_json())
-    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+    storage.write_text(path, result.to_json())
     stopped = ', stopped: loss exploded' if result.stopped_early else ''
     message = (f'suggested learning rate: {result.suggested:.3g} (loss lowest at {result.lr_at_min:.3g}, '
                f'{len(result.lrs)} of {result.steps} steps{stopped})')

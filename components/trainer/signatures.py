@@ -16,6 +16,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tfx_tabular.components.trainer.data import multi_hot
+from tfx_tabular.pipeline.core import storage
 from tfx_tabular.transforms.preprocessing import argument_keys, label_key
 
 PREDICTION_KEY = 'probabilities'
@@ -103,6 +104,4 @@ def finish_signature_defs(export_dir: str, raw_columns: List[str], signature: st
         outputs = meta_graph.signature_def[signature].outputs
         for key in set(outputs) - {'classes', 'scores'}:
             del outputs[key]
-    with tf.io.gfile.GFile(path + '.tmp', 'wb') as f:
-        f.write(saved_model.SerializeToString())
-    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+    storage.write_bytes(path, saved_model.SerializeToString())

@@ -6,13 +6,13 @@ Input paths (the CSV) resolve against the config file's folder; output paths aga
 from __future__ import annotations
 
 import codecs
-import glob
 import os
 from typing import Annotated, Dict, List, Literal, NamedTuple, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tfx_tabular.pipeline.core import storage
 from tfx_tabular.pipeline.core.csv_checks import read_header, sniff_format
 
 
@@ -501,10 +501,7 @@ class Config(_Strict):
 
     @property
     def csv_files(self) -> List[str]:
-        if '://' in self.csv_pattern:
-            import tensorflow as tf
-            return sorted(tf.io.gfile.glob(self.csv_pattern))
-        return sorted(glob.glob(self.csv_pattern))
+        return storage.glob(self.csv_pattern)
 
     @property
     def csv_bytes(self) -> Optional[int]:

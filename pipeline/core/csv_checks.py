@@ -7,7 +7,8 @@ TFX's CsvExampleGen reads UTF-8, comma-delimited files whose header is the first
 column's type from every value (one `NA` makes a numeric column text). Files it would misread (a byte-order mark,
 another encoding or delimiter, quoted or space-padded column names, missing-value tokens or decimal commas in a
 numeric column) are read here with the shared reader below and, for the run, rewritten once into a normalised
-copy under the run directory; clean files are read where they are. `tfx-tabular init` reads through the same
+copy under the run directory; clean files are read where they are. Files are read through
+pipeline/core/storage.py, so data.csv may be a gs:// or s3:// URI (any file system tf.io.gfile knows). `tfx-tabular init` reads through the same
 reader, so it sees the columns the run will see.
 """
 import codecs
@@ -15,13 +16,12 @@ import csv
 import hashlib
 import json
 import math
-import os
 import re
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from tfx_tabular.pipeline.core import storage
 
 # Cells that mean "no value" in a numeric column (compared stripped and lower-cased); CsvExampleGen knows only ''.
 NA_TOKENS = frozenset({'', 'na', 'n/a', 'n.a.', '#n/a', 'nan', '-nan', 'null', 'none', 'nil', '?', '-', '--', '.',
@@ -47,19 +47,6 @@ class CsvFormat:
     delimiter: str
 
 
-def _open_binary(path: str):
-    if '://' in path:  # gs://, s3://: read through TensorFlow's file systems
-        import tensorflow as tf
-        return tf.io.gfile.GFile(path, 'rb')
-    return open(path, 'rb')
-
-
-def _open_text(path: str, encoding: str):
-    if '://' in path:
-        return codecs.getreader(encoding)(_open_binary(path))
-    return open(path, newline='', encoding=encoding)
-
-
 def _outside_quotes(text: str) -> Iterator[str]:
     quoted = False
     for ch in text:
@@ -73,7 +60,7 @@ def sniff_format(path: str, encoding: str = 'auto', delimiter: str = 'auto') -> 
     """`auto` encoding: UTF-8, or what a byte-order mark says (a mark also wins over a set encoding, since it names
     the real one). `auto` delimiter: the most frequent of , ; tab | outside quotes in the header line (comma on a
     tie or when none occurs: a one-column file)."""
-    with _open_binary(path) as f:
+    with storage.open_binary(path) as f:
         head = f.read(_HEAD_BYTES)
     codec = next((name for bom, name in _BOMS if head.startswith(bom)), None)
     codec = codec or ('utf-8' if encoding == 'auto' else encoding)
@@ -90,7 +77,7 @@ def guess_encoding(path: str) -> str:
     decodes every byte, else Latin-1, which decodes anything."""
     decoder = codecs.getincrementaldecoder('cp1252')()
     try:
-        with _open_binary(path) as f:
+        with storage.open_binary(path) as f:
             for chunk in iter(lambda: f.read(1 << 20), b''):
                 decoder.decode(chunk)
         return 'cp1252'
@@ -102,7 +89,7 @@ def undecodable_at(path: str, encoding: str) -> Tuple[int, int, bytes]:
     """(line, byte offset, the bytes) of the first place `path` does not decode as `encoding`."""
     decoder = codecs.getincrementaldecoder(encoding)()
     offset = line_no = 0
-    with _open_binary(path) as f:
+    with storage.open_binary(path) as f:
         for line_no, line in enumerate(f, 1):
             try:
                 decoder.decode(line)
@@ -124,7 +111,7 @@ def _undecodable_message(path: str, encoding: str) -> str:
 def read_rows(path: str, fmt: CsvFormat) -> Iterator[Tuple[int, List[str]]]:
     """(line number, fields) of every row, the header first; undecodable bytes and broken quoting become a
     DataError naming the line."""
-    with _open_text(path, fmt.encoding) as f:
+    with storage.open_text(path, fmt.encoding, newline='') as f:
         reader = csv.reader(f, delimiter=fmt.delimiter)
         try:
             for row in reader:
@@ -197,7 +184,7 @@ def numeric_cell(cell: str, decimal_comma: bool = False) -> Optional[str]:
 
 def _first_line_as_example_gen_reads_it(path: str) -> List[str]:
     """TFX's `load_csv_column_names`: the first line, stripped and split on every comma."""
-    with _open_binary(path) as f:
+    with storage.open_binary(path) as f:
         return f.readline().decode('utf-8', errors='replace').strip().split(',')
 
 
@@ -314,7 +301,7 @@ def _write_normalised(src: str, dst: str, fmt: CsvFormat, numeric_columns: Itera
     rows = read_rows(src, fmt)
     header = check_header(src, next(rows)[1])
     numeric_at = [i for i, c in enumerate(header) if c in numeric_columns]
-    with open(dst, 'w', newline='', encoding='utf-8') as out:
+    with storage.open_write(dst, 'w', 'utf-8', newline='') as out:
         writer = csv.writer(out, lineterminator='\n')
         writer.writerow(header)
         for _, row in rows:
@@ -324,37 +311,50 @@ def _write_normalised(src: str, dst: str, fmt: CsvFormat, numeric_columns: Itera
                 writer.writerow(row)
 
 
+def beam_reads(path: str) -> bool:
+    """Whether Beam, so CsvExampleGen, has a file system for `path` (local, gs://, s3://, hdfs://, azfs://);
+    tf.io.gfile knows others (ram://, TF's in-memory file system, or any a TensorFlow plugin adds)."""
+    if not storage.is_uri(path):
+        return True
+    from apache_beam.io.filesystem import FileSystem
+    from apache_beam.io.filesystems import FileSystems  # noqa: F401 - registers Beam's file systems
+    scheme = path.split('://', 1)[0].lower()
+    return any(fs.scheme() == scheme for fs in FileSystem.get_all_subclasses())
+
+
 def prepare_input(config) -> Tuple[CsvScan, str]:
     """Checks every file of data.csv; returns the scan and the CSV pattern CsvExampleGen reads: data.csv itself
     when every file is clean (no copy), else a normalised copy (UTF-8, commas, plain header, numeric columns
-    blank where missing) under `<run_dir>/csv_input/`. The copy is made once per version of the input, so
-    CsvExampleGen's input fingerprint, and TFX's cache, stay the same across runs."""
+    blank where missing) under `<run_dir>/csv_input/<key>/`. data.csv and run_dir may each be local or an
+    object-storage URI (read and written through tf.io.gfile): a gs:// CSV with a local run_dir gets a local
+    copy. A URI Beam has no file system for (ram://) is copied there too, clean or not, the reason saying so.
+    The copy is made once per version of the input, so CsvExampleGen's input fingerprint, and TFX's cache, stay
+    the same across runs."""
     numeric = [n for n, f in config.features.items() if f.kind in ('numeric', 'bucketized')]
     files = config.csv_files
     scan = scan_csv_files(files, config.label.column, config.label.type, config.label.delimiter,
                           numeric_columns=numeric, feature_columns=config.raw_columns,
                           encoding=config.data.encoding, csv_delimiter=config.data.delimiter)
+    if not beam_reads(config.csv_pattern):
+        scheme = config.csv_pattern.split('://', 1)[0]
+        for path in files:
+            scan.rewrites[path].append(f'a {scheme}:// path, which Beam\'s CsvExampleGen cannot read')
     messy = [p for p in files if scan.rewrites[p]]
     if not messy:
         return scan, config.csv_pattern
-    if '://' in config.csv_pattern or '://' in config.run_path:
-        raise DataError(f'{messy[0]}: has {", ".join(scan.rewrites[messy[0]])}, which TFX\'s CsvExampleGen '
-                        'misreads, and remote data is read as it is; re-save it as comma-delimited UTF-8 with blank '
-                        'missing numbers, or run on a local copy')
-    root = os.path.join(config.run_path, 'csv_input')
-    stats = [(os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns, scan.formats[p].encoding,
-              scan.formats[p].delimiter) for p in files]
+    if not beam_reads(config.run_path):
+        raise DataError(f'{messy[0]}: has {", ".join(scan.rewrites[messy[0]])}, so the run writes a normalised '
+                        f'copy under run_dir, but Beam cannot read {config.run_path}; set run_dir to a local '
+                        'folder or a gs:// or s3:// URI')
+    root = storage.join(config.run_path, 'csv_input')
+    stats = [(storage.absolute(p), *storage.stat(p), scan.formats[p].encoding, scan.formats[p].delimiter)
+             for p in files]
     key = hashlib.sha1(json.dumps([stats, sorted(numeric), _NORMALISED_FORMAT]).encode()).hexdigest()[:16]
-    target = os.path.join(root, key)
-    if not os.path.isdir(target):
-        os.makedirs(root, exist_ok=True)
-        staging = tempfile.mkdtemp(dir=root, prefix=f'.{key}-')
-        try:
+    target = storage.join(root, key)
+    if not storage.isdir(target):
+        with storage.staged_dir(target) as staging:  # all files appear at once, never half-written
             for i, path in enumerate(files):
-                _write_normalised(path, os.path.join(staging, f'part-{i:05d}.csv'), scan.formats[path], numeric)
-            os.replace(staging, target)  # all files appear at once, never half-written
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    for stale in set(os.listdir(root)) - {key}:  # copies of earlier versions of the input
-        shutil.rmtree(os.path.join(root, stale), ignore_errors=True)
-    return scan, os.path.join(target, '*.csv')
+                _write_normalised(path, storage.join(staging, f'part-{i:05d}.csv'), scan.formats[path], numeric)
+    for stale in set(storage.listdir(root)) - {key}:  # copies of earlier versions of the input
+        storage.rmtree(storage.join(root, stale))
+    return scan, storage.join(target, '*.csv')
