@@ -88,10 +88,10 @@ def _read_label_classes(config) -> Set[str]:
                 for row in reader:
                     if len(row) > at:
                         classes.add(row[at])
-    except tf.errors.OpError as e:
-        raise CompileError(f'data.csv: cannot read {pattern} from here ({e.message.splitlines()[0]}); give this '
-                           'machine read access, or list label.classes in the config to compile without reading '
-                           'the data') from None
+    except (tf.errors.OpError, storage.StorageError) as e:
+        reason = e.reason if isinstance(e, storage.StorageError) else e.message.splitlines()[0]
+        raise CompileError(f'data.csv: cannot read {pattern} from here ({reason}); give this machine read access, '
+                           'or list label.classes in the config to compile without reading the data') from None
     classes.discard('')
     return classes
 

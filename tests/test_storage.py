@@ -94,3 +94,20 @@ def test_uri_checks():
     assert storage.join('gs://b/', 'a', 'b.csv') == 'gs://b/a/b.csv'
     assert storage.dirname('gs://b/a/b.csv') == 'gs://b/a' and storage.basename('gs://b/a/') == 'a'
     assert storage.listdir('ram://nothing-here') == [] and storage.listdir('/nonexistent/x') == []
+
+
+def test_a_uri_this_machine_cannot_read_is_named_with_the_fix(tmp_path):
+    """s3:// needs tensorflow-io, not installed here: `validate` and `run` say so in one line, no traceback."""
+    with pytest.raises(storage.StorageError, match=r"^s3://b/x/\*\.csv: TensorFlow has no s3:// file system on "
+                                                   r"this machine; pip install tensorflow-io \(it adds s3://\)"):
+        storage.glob('s3://b/x/*.csv')
+    from tests.conftest import run_cli
+    config = tmp_path / 'config.yaml'
+    config.write_text("name: s3\ndata: {csv: 's3://b/x.csv'}\nlabel: {column: y, type: binary}\n"
+                      "features: {a: {kind: numeric}}\nserving: {model_name: s3, push_dir: serving}\n")
+    for command in ('validate', 'run'):
+        result = run_cli(command, '--config', str(config))
+        assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr
+        assert result.stderr.splitlines()[-1] == (  # after TensorFlow's start-up log lines
+            'data error: s3://b/x.csv: TensorFlow has no s3:// file system on this machine; pip install '
+            'tensorflow-io (it adds s3://), or copy the data to a local folder'), result.stderr

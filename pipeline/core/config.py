@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tfx_tabular.pipeline.core import storage
-from tfx_tabular.pipeline.core.csv_checks import read_header, sniff_format
+from tfx_tabular.pipeline.core.csv_checks import csv_files, read_header, sniff_format
 
 
 class ConfigError(Exception):
@@ -573,7 +573,7 @@ def read_csv_header(path: str, encoding: str = 'auto', delimiter: str = 'auto') 
 
 
 def _check_against_csv(config: Config) -> List[str]:
-    files = config.csv_files
+    files = csv_files(config)
     if not files:
         return [f'data.csv: no file matches {config.csv_pattern}; fix the path (relative to the config file)']
     header = read_csv_header(files[0], config.data.encoding, config.data.delimiter)

@@ -311,6 +311,14 @@ def _write_normalised(src: str, dst: str, fmt: CsvFormat, numeric_columns: Itera
                 writer.writerow(row)
 
 
+def csv_files(config) -> List[str]:
+    """The files of data.csv; a DataError when its URI cannot be listed from here (no file system, no access)."""
+    try:
+        return config.csv_files
+    except storage.StorageError as e:
+        raise DataError(str(e)) from None
+
+
 def beam_reads(path: str) -> bool:
     """Whether Beam, so CsvExampleGen, has a file system for `path` (local, gs://, s3://, hdfs://, azfs://);
     tf.io.gfile knows others (ram://, TF's in-memory file system, or any a TensorFlow plugin adds)."""
@@ -331,7 +339,7 @@ def prepare_input(config) -> Tuple[CsvScan, str]:
     The copy is made once per version of the input, so CsvExampleGen's input fingerprint, and TFX's cache, stay
     the same across runs."""
     numeric = [n for n, f in config.features.items() if f.kind in ('numeric', 'bucketized')]
-    files = config.csv_files
+    files = csv_files(config)
     scan = scan_csv_files(files, config.label.column, config.label.type, config.label.delimiter,
                           numeric_columns=numeric, feature_columns=config.raw_columns,
                           encoding=config.data.encoding, csv_delimiter=config.data.delimiter)

@@ -19,6 +19,34 @@ from typing import IO, Iterable, Iterator, List, Tuple
 SAVED_MODEL_PB = 'saved_model.pb'
 
 
+class StorageError(OSError):
+    """A URI this machine cannot reach: the message names it, TensorFlow's reason (`reason`) and the fix."""
+
+    def __init__(self, message: str, reason: str = ''):
+        super().__init__(message)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _reason(error: Exception) -> str:
+    return (getattr(error, 'message', None) or str(error)).splitlines()[0].strip()
+
+
+def uri_problem(path: str, error: Exception) -> str:
+    """One line for a tf.io.gfile error on `path`: which file system or access is missing and what to do."""
+    scheme = path.split('://', 1)[0]
+    if type(error).__name__ == 'UnimplementedError':
+        plugin = 'pip install tensorflow-io (it adds s3://)' if scheme == 's3' else \
+            f'install the TensorFlow file-system plugin for {scheme}://'
+        return (f'{path}: TensorFlow has no {scheme}:// file system on this machine; {plugin}, or copy the data to '
+                'a local folder')
+    return (f'{path}: cannot read it from here ({_reason(error)}); check the URI and this machine\'s access (gs://: gcloud '
+            'auth application-default login; s3://: the AWS_* and S3_ENDPOINT variables), or copy the data to a '
+            'local folder')
+
+
 def is_uri(path: str) -> bool:
     """A path with a scheme (gs://, s3://, ram://): read and written through tf.io.gfile."""
     return '://' in str(path)
@@ -64,8 +92,15 @@ def listdir(path: str) -> List[str]:
 
 
 def glob(pattern: str) -> List[str]:
-    """The files matching `pattern`, sorted."""
-    return sorted(_gfile().glob(pattern) if is_uri(pattern) else _glob.glob(pattern))
+    """The files matching `pattern`, sorted; a StorageError naming the fix when a URI cannot be listed."""
+    if not is_uri(pattern):
+        return sorted(_glob.glob(pattern))
+    try:
+        return sorted(_gfile().glob(pattern))
+    except Exception as e:  # noqa: BLE001 - tf.errors.OpError (no file system for the scheme, no access)
+        if type(e).__module__.startswith('tensorflow'):
+            raise StorageError(uri_problem(pattern, e), _reason(e)) from None
+        raise
 
 
 def isdir(path: str) -> bool:
