@@ -24,7 +24,7 @@ def cmd_run(args) -> int:
     config = _load(args.config)
     from tfx_tabular.pipeline.runner import run_pipeline
     summary = run_pipeline(config)
-    from tfx_tabular.pipeline.results.summary import format_summary
+    from tfx_tabular.pipeline.results.text import format_summary
     print(format_summary(summary))
     print(f'\nSummary: {os.path.join(config.run_path, "summary.json")}')
     return 0 if summary.get('blessed') else EXIT_NOT_BLESSED

@@ -3,19 +3,27 @@ import csv
 
 import yaml
 
-from tfx_tabular.components.fairness_gate.component import gap_failures, group_values
+from tfx_tabular.components.fairness_gate.component import gap_failures, gap_verdict, group_values
 from tfx_tabular.pipeline.core.config import load_config
 from tests.conftest import prepare_config, run_pipeline_cli
 
 
 def test_clean_data_passes_the_shipped_gates_and_is_pushed(attrition_run):
-    _, result, summary = attrition_run
+    config_path, result, summary = attrition_run
     assert [c['component'] for c in summary['components']].index('FairnessGate') > 0
     assert summary['blessed'] and summary['pushed'], summary['validation_failures']
     for group in ('Gender=Female', 'Gender=Male', 'MaritalStatus=Single'):
         assert 'false_positive_rate' in summary['metrics'][group]
         assert any(k.startswith('fairness_indicators_metrics/false_negative_rate@')
                    for k in summary['metrics'][group])
+    # Each gate's verdict, as its gate recorded it: the Evaluator's per-group bounds, FairnessGate's gaps.
+    config = load_config(config_path)
+    recorded = {(v['metric'], v['column'], v['max_gap'] is None): v for v in summary['fairness_gates']}
+    for gate in config.fairness.gates:
+        for column in config.fairness.sensitive:
+            verdict = recorded[(gate.metric, column, gate.max_gap is None)]
+            assert verdict['passed'] and set(verdict['values']) == {
+                s.split('=', 1)[1] for s in summary['metrics'] if s.startswith(f'{column}=')}
 
 
 def test_gap_gate_fails_when_it_should(attrition_run):
@@ -27,6 +35,13 @@ def test_gap_gate_fails_when_it_should(attrition_run):
     assert gap_failures(uri, [{'metric': 'false_positive_rate', 'max_gap': gap + 1e-6}], ['Gender']) == []
     [failure] = gap_failures(uri, [{'metric': 'false_positive_rate', 'max_gap': gap / 2 or 1e-9}], ['Gender'])
     assert failure.startswith('false_positive_rate gap between Gender=') and f'= {gap:.4f} exceeds' in failure
+
+
+def test_a_gap_ignores_groups_without_a_value():
+    verdict = gap_verdict('false_positive_rate', 0.1, 'Gender', {'A': 0.1, 'B': float('nan'), 'C': 0.3})
+    assert (verdict['high'], verdict['low'], verdict['passed']) == ('C', 'A', False)
+    assert abs(verdict['gap'] - 0.2) < 1e-12
+    assert gap_verdict('fpr', 0.1, 'Gender', {'A': float('nan'), 'B': 0.5})['passed']
 
 
 def test_corrupted_group_fails_the_gate_and_nothing_is_pushed(tmp_path):

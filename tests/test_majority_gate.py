@@ -13,7 +13,7 @@ import yaml
 
 from tfx_tabular.components.majority_gate.executor import floor_failures, label_values, majority_floor
 from tfx_tabular.pipeline.core.config import LabelConfig
-from tfx_tabular.pipeline.results.report import confusion_matrix
+from tfx_tabular.pipeline.results.summary import confusion_matrix
 from tests.conftest import run_pipeline_cli, write_csv
 
 SETTINGS = {'accuracy_margin': 0.0, 'auc_margin': 0.05, 'imbalanced_from': 0.6}

@@ -3,9 +3,10 @@ and fairness per group side by side) and, for a hierarchical run, the max cut (g
 base and hierarchical confusion matrices.
 
 Built from summaries shaped like real ones (trimmed from `tfx-tabular run` on data/attrition/compare.yaml and on
-data/digits/config.yaml) and a confusion_cut folder written by components.confusion_cut's own writer. TFMA's
-plots (where the confusion matrices come from) are stubbed, and the one-model detail below the comparison
-(which reads TFMA output) is left out: tests/test_compare.py and tests/test_digits.py check the real page."""
+data/digits/config.yaml) and a confusion_cut folder written by components.confusion_cut's own writer. The
+confusion matrices and the gates' verdicts are put in the summary as the reader would (the verdicts as the
+Evaluator and FairnessGate decide them), and the one-model detail below the comparison is left out:
+tests/test_compare.py and tests/test_digits.py check the real page."""
 import base64
 import copy
 import os
@@ -107,21 +108,41 @@ def digits_config():
     return load_config(os.path.join(DATA, 'digits', 'config.yaml'))
 
 
-def _with_evaluations(summary, tmp_path, monkeypatch, matrices):
-    """The summary with each model's evaluation_uri an existing folder, TFMA's confusion matrix stubbed to
-    `matrices[model]`, and without the one-model detail (it reads TFMA's output)."""
+def _with_evaluations(summary, tmp_path, matrices):
+    """The summary with each model's evaluation_uri an existing folder, its confusion matrix `matrices[model]`,
+    and without the one-model detail."""
     summary = copy.deepcopy(summary)
-    by_uri = {}
     for model in summary['models']:
         model['evaluation_uri'] = str(tmp_path / 'evaluation' / model['model'])
         os.makedirs(model['evaluation_uri'])
-        by_uri[model['evaluation_uri']] = matrices.get(model['model'])
-    monkeypatch.setattr(report, 'confusion_matrix', lambda uri, n: by_uri.get(uri))
+        matrix = matrices.get(model['model'])
+        model['confusion_matrix'] = None if matrix is None else np.asarray(matrix).tolist()
     summary.pop('metrics', None)
     return summary
 
 
+def _gate_verdicts(slices, fairness):
+    """What the gates record for these slices: the Evaluator's failed per-group bounds, FairnessGate's gaps."""
+    from tfx_tabular.components.fairness_gate.component import gap_verdict
+    verdicts = []
+    for gate in fairness.gates:
+        for column in fairness.sensitive:
+            values = {name.split('=', 1)[1]: m[gate.metric] for name, m in slices.items()
+                      if name.startswith(f'{column}=') and gate.metric in m}
+            if gate.max_gap is not None:
+                verdicts.append(gap_verdict(gate.metric, gate.max_gap, column, values))
+            if gate.min is not None or gate.max is not None:
+                failing = {g: v for g, v in values.items()
+                           if not ((gate.min is None or v >= gate.min) and (gate.max is None or v <= gate.max))}
+                verdicts.append({'metric': gate.metric, 'column': column, 'min': gate.min, 'max': gate.max,
+                                 'max_gap': None, 'values': values, 'failing': failing, 'passed': not failing})
+    return verdicts
+
+
 def _write(summary, config, tmp_path) -> str:
+    if config.fairness:
+        for model in summary.get('models', []):
+            model.setdefault('fairness_gates', _gate_verdicts(model['slices'], config.fairness))
     path = report.write_report(summary, config, str(tmp_path / 'report.html'))
     with open(path, encoding='utf-8') as f:
         return f.read()
@@ -144,10 +165,10 @@ def _section(page, heading_id):
     return page[start:end if end > 0 else len(page)]
 
 
-def test_comparison_table_marks_the_pushed_model_and_shows_the_rule(attrition_config, tmp_path, monkeypatch):
+def test_comparison_table_marks_the_pushed_model_and_shows_the_rule(attrition_config, tmp_path):
     matrices = {'wide_deep': np.array([[259, 3], [35, 16]]), 'dnn': np.array([[256, 6], [32, 19]]),
                 'linear': np.array([[257, 5], [37, 14]])}
-    page = _write(_with_evaluations(ATTRITION, tmp_path, monkeypatch, matrices), attrition_config, tmp_path)
+    page = _write(_with_evaluations(ATTRITION, tmp_path, matrices), attrition_config, tmp_path)
     comparison = _section(page, 'model-comparison')
     # near the top: before the pushed model's own sections
     assert page.index('id="model-comparison"') < page.index('id="model-detail"')
@@ -175,13 +196,13 @@ def test_comparison_table_marks_the_pushed_model_and_shows_the_rule(attrition_co
     assert 'Hierarchical model' not in page
 
 
-def test_no_blessed_model_is_said_and_each_failure_listed(attrition_config, tmp_path, monkeypatch):
+def test_no_blessed_model_is_said_and_each_failure_listed(attrition_config, tmp_path):
     summary = copy.deepcopy(ATTRITION)
     for model in summary['models']:
         model['blessed'] = False
         model['validation_failures'] = [f'accuracy = 0.6 on Gender=Male fails lower bound 0.7 ({model["model"]})']
     summary.update(selected_model='', blessed=False, pushed=False, pushed_to=None)
-    page = _write(_with_evaluations(summary, tmp_path, monkeypatch, {}), attrition_config, tmp_path)
+    page = _write(_with_evaluations(summary, tmp_path, {}), attrition_config, tmp_path)
     comparison = _section(page, 'model-comparison')
     assert 'No model is blessed, so none is pushed (selection: auc (maximize))' in comparison
     assert report.PUSHED_MARK not in comparison and 'class=selected' not in comparison
@@ -192,16 +213,33 @@ def test_no_blessed_model_is_said_and_each_failure_listed(attrition_config, tmp_
     assert 'Confusion matrices, eval split' not in comparison  # no TFMA plots: nothing to draw, no error
 
 
-def test_gate_outside_its_bound_fails_in_the_verdicts(attrition_config, tmp_path, monkeypatch):
+def test_gate_outside_its_bound_fails_in_the_verdicts(attrition_config, tmp_path):
     summary = copy.deepcopy(ATTRITION)
     summary['models'][2]['slices']['MaritalStatus=Married']['accuracy'] = 0.61
     summary['models'][1]['slices']['MaritalStatus=Single']['false_positive_rate'] = 0.3
-    page = _write(_with_evaluations(summary, tmp_path, monkeypatch, {}), attrition_config, tmp_path)
+    page = _write(_with_evaluations(summary, tmp_path, {}), attrition_config, tmp_path)
     marital = page[page.index('<h4>MaritalStatus</h4>'):]
     verdicts = marital[marital.index('<table class="verdicts">'):marital.index('</table>')]
     assert '<td class="left bad">fails for Married (0.6100)</td>' in verdicts
     assert 'exceeds max_gap' in verdicts and verdicts.count(' bad"') == 2
 
+
+
+def test_the_report_draws_the_recorded_verdict_and_decides_none(attrition_config, tmp_path):
+    """The values pass every gate, but a gate recorded a failure (and an undefined value fails TFMA's bound): the
+    report shows what was recorded; a gate that recorded nothing is said to have no verdict."""
+    summary = _with_evaluations(ATTRITION, tmp_path, {})
+    linear = summary['models'][2]
+    linear['fairness_gates'] = _gate_verdicts(linear['slices'], attrition_config.fairness)
+    for verdict in linear['fairness_gates']:
+        if verdict['metric'] == 'accuracy' and verdict['column'] == 'MaritalStatus':
+            verdict.update(failing={'Married': float('nan')}, passed=False)
+    summary['models'][1]['fairness_gates'] = []
+    page = _write(summary, attrition_config, tmp_path)
+    marital = page[page.index('<h4>MaritalStatus</h4>'):]
+    verdicts = marital[marital.index('<table class="verdicts">'):marital.index('</table>')]
+    assert '<td class="left bad">fails for Married (nan)</td>' in verdicts and verdicts.count(' bad"') == 1
+    assert 'no verdict recorded' in verdicts
 
 def _cut_folder(path, exact_up_to=20):
     """A ConfusionCut artifact folder, by the component's own writer, from a made-up 10-class confusion matrix:
@@ -215,13 +253,13 @@ def _cut_folder(path, exact_up_to=20):
     return write_outputs(str(path), DIGITS, matrix, cut, 'holdout')
 
 
-def test_hierarchical_run_shows_the_cut_and_both_confusion_matrices(digits_config, tmp_path, monkeypatch):
+def test_hierarchical_run_shows_the_cut_and_both_confusion_matrices(digits_config, tmp_path):
     cut = _cut_folder(tmp_path / 'confusion_cut')
     base = np.diag([36.0] * 10)
     base[3, 8], base[8, 3], base[4, 9] = 3, 1, 2
     hierarchical = base.copy()
     hierarchical[3, 8] = 1
-    summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path, monkeypatch,
+    summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path,
                                 {'keras_dnn': base, 'hierarchical': hierarchical})
     summary['confusion_cut']['uri'] = str(tmp_path / 'confusion_cut')
     page = _write(summary, digits_config, tmp_path)
@@ -246,25 +284,25 @@ def test_hierarchical_run_shows_the_cut_and_both_confusion_matrices(digits_confi
     assert len(_images(page)) == 4
 
 
-def test_heuristic_cut_reports_its_bound(digits_config, tmp_path, monkeypatch):
+def test_heuristic_cut_reports_its_bound(digits_config, tmp_path):
     cut = _cut_folder(tmp_path / 'confusion_cut', exact_up_to=4)
     assert not cut['exact']
-    summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path, monkeypatch, {})
+    summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path, {})
     summary['confusion_cut']['uri'] = str(tmp_path / 'confusion_cut')
     section = _section(_write(summary, digits_config, tmp_path), 'max-cut')
     assert 'heuristic cut' in section and f'upper bound on the maximum {cut["upper_bound"]:.1f}' in section
     assert 'Confusion matrices on the eval split' not in section  # no TFMA plots
 
 
-def test_missing_cut_folder_is_one_line_not_a_crash(digits_config, tmp_path, monkeypatch):
-    summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path, monkeypatch, {})
+def test_missing_cut_folder_is_one_line_not_a_crash(digits_config, tmp_path):
+    summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path, {})
     summary['confusion_cut']['uri'] = str(tmp_path / 'gone')
     section = _section(_write(summary, digits_config, tmp_path), 'max-cut')
     assert 'could not be read' in section and str(tmp_path / 'gone') in section
 
 
-def test_one_model_report_has_no_comparison(attrition_config, tmp_path, monkeypatch):
-    summary = _with_evaluations(ATTRITION, tmp_path, monkeypatch, {})
+def test_one_model_report_has_no_comparison(attrition_config, tmp_path):
+    summary = _with_evaluations(ATTRITION, tmp_path, {})
     for key in ('models', 'selected_model', 'selection'):
         summary.pop(key)
     page = _write(summary, attrition_config, tmp_path)
@@ -272,9 +310,9 @@ def test_one_model_report_has_no_comparison(attrition_config, tmp_path, monkeypa
     assert '<b>Blessed</b>: every threshold met.' in page
 
 
-def test_hierarchical_model_not_pushed_is_said(digits_config, tmp_path, monkeypatch):
+def test_hierarchical_model_not_pushed_is_said(digits_config, tmp_path):
     """hierarchical.push_if_better: false: no ModelSelector, the base model is the only candidate."""
-    summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path, monkeypatch, {})
+    summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path, {})
     summary.update(selected_model='keras_dnn', selection='the only candidate for the push')
     summary['confusion_cut']['uri'] = str(tmp_path / 'gone')
     comparison = _section(_write(summary, digits_config, tmp_path), 'model-comparison')

@@ -1,30 +1,107 @@
-"""What a run produced, read back from MLMD and TFMA: per-component state and time, artifacts, metrics, blessing.
+"""What a run produced, read back once from MLMD and the artifacts: per-component state and time, metrics, the
+gates' verdicts, blessing, push. The one reader of a run's results.
 
-The same dict is printed for people (`format_summary`) and written to `<run_dir>/summary.json` for scripts.
+The summary is a plain dict (the shapes below, as TypedDicts) so that it is summary.json as is; two renderers draw
+it: text.py (the CLI's printout) and report/ (the HTML page). They decide nothing: each verdict is the one its gate
+recorded (Evaluator: TFMA's validation result; FairnessGate, MajorityGate, ModelSelector: their blessing's
+properties).
 """
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple, TypedDict
+
+import numpy as np
 
 import tensorflow as tf
-import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from tfx_tabular.components.embedding_metadata.locate import embedding_logdir, tensorboard_command
+from tfx_tabular.components.embedding_metadata.locate import embedding_logdir
+from tfx_tabular.components.evaluator import results as tfma_results
+from tfx_tabular.components.fairness_gate.component import BLESSED_KEY, FAILURES_KEY, VERDICTS_KEY
 from tfx_tabular.components.majority_gate.executor import FAILURES_PROPERTY, FLOOR_PROPERTY
 from tfx_tabular.components.model_selector.component import METRIC_KEY, SELECTED
-from tfx_tabular.components.evaluator.results import is_baseline, is_candidate, is_diff, slice_name
 from tfx_tabular.components.trainer.data import class_names
 from tfx_tabular.components.trainer.trees.training import IMPORTANCES_FILE
 from tfx_tabular.pipeline.core.config import MODEL_KINDS
-from tfx_tabular.pipeline.core.names import (HIERARCHICAL, SHORT_METRIC_NAMES, TFMA_TO_CONFIG, evaluated_models,
-                                             metadata_path, node_id)
+from tfx_tabular.pipeline.core import storage
+from tfx_tabular.pipeline.core.names import HIERARCHICAL, evaluated_models, metadata_path, node_id
 
 TABLE_METRICS = ('example_count', 'accuracy', 'auc', 'precision', 'recall', 'false_positive_rate',
                  'false_negative_rate')
+Metrics = Dict[str, Dict[str, float]]  # {slice name ('overall', 'column=value'): {metric: value}}
+
+
+class GateVerdict(TypedDict, total=False):
+    """One fairness gate on one sensitive column, as decided: a bound (min/max, by the Evaluator: `failing` is
+    {group: value} of its failed thresholds) or a gap (max_gap, by FairnessGate: `gap` between `high` and `low`)."""
+    metric: str
+    column: str
+    min: Optional[float]
+    max: Optional[float]
+    max_gap: Optional[float]
+    values: Dict[str, float]
+    failing: Dict[str, float]
+    high: Optional[str]
+    low: Optional[str]
+    gap: Optional[float]
+    passed: bool
+
+
+class Evaluation(TypedDict, total=False):
+    """One model's evaluation (read_evaluation); a one-model summary holds these keys itself."""
+    evaluation_uri: str
+    metrics: Metrics
+    baseline: Optional[Dict]  # {'version', 'source', 'metrics'} of the served model compared with
+    served: Optional[Dict]  # what ServedModel found: {'found', 'version', 'source', 'base_path', 'state'}
+    validation_failures: List[str]
+    blessed: bool
+    floor: Optional[Dict]  # MajorityGate's counts and bounds
+    fairness_gates: List[GateVerdict]
+    confusion_matrix: Optional[List[List[float]]]  # rows: true class, columns: predicted; overall slice
+    calibration: Dict[str, List[Tuple[float, float, float]]]  # {class: [(mean predicted, observed, examples)]}
+
+
+class ModelRow(TypedDict, total=False):
+    """A model of a several-model run (`models`): overall metrics, blessing, failures, and for the report its
+    slices, gate verdicts and confusion matrix."""
+    model: str
+    kind: str
+    blessed: Optional[bool]
+    metrics: Dict[str, float]
+    validation_failures: List[str]
+    slices: Metrics
+    evaluation_uri: Optional[str]
+    fairness_gates: List[GateVerdict]
+    confusion_matrix: Optional[List[List[float]]]
+
+
+class RunSummary(Evaluation, total=False):
+    """summary.json: the run, its components, the label, the shown model's Evaluation, and the rest below."""
+    name: str
+    run_dir: str
+    metadata: str
+    log: str
+    components: List[Dict]  # {'component', 'state', 'seconds', 'outputs': {key: {'type', 'uri', 'properties', ..}}}
+    all_cached: bool
+    label: Dict  # {'column', 'type', 'classes', 'counts', 'majority_class_rate'}
+    models: List[ModelRow]
+    selected_model: str
+    selection: Optional[str]
+    max_drop: Dict[str, float]
+    fairness_by_class: Dict[str, Dict]
+    pushed: bool
+    pushed_to: Optional[str]
+    embeddings_logdir: Optional[str]
+    feature_importances: Dict[str, List[Dict]]
+    confusion_cut: Dict
+    tensorboard_logdir: str
+    training_curves: str  # added by the runner
+    report: str  # added by the runner
+
+
 STATES = {metadata_store_pb2.Execution.COMPLETE: 'ran', metadata_store_pb2.Execution.CACHED: 'cached',
           metadata_store_pb2.Execution.FAILED: 'failed', metadata_store_pb2.Execution.RUNNING: 'running'}
 
@@ -64,33 +141,11 @@ def latest_run_components(store) -> List[Dict]:
     return components
 
 
-def metric_name(key, classes: List[str]) -> str:
-    """A readable name for a TFMA MetricKey: config metric names, macro averages plain, per class by name."""
-    name = TFMA_TO_CONFIG.get(key.name, key.name)
-    if key.sub_key.HasField('class_id'):
-        class_id = key.sub_key.class_id.value
-        name += f'/{classes[class_id] if class_id < len(classes) else class_id}'
-    return name
-
-
-MODELS = {'candidate': is_candidate, 'baseline': is_baseline, 'diff': is_diff}
-
-
 def read_metrics(evaluation_uri: str, classes: List[str], model: str = 'candidate',
-                 digits: Optional[int] = 4) -> Dict[str, Dict[str, float]]:
+                 digits: Optional[int] = 4) -> Metrics:
     """{slice: {metric: value}} of one model: 'candidate', 'baseline' (the served model) or 'diff' (candidate
     minus baseline). Multi-class precision/recall/auc are macro averages, per class `<metric>/<class>`."""
-    keep = MODELS[model]
-    slices = {}
-    for per_slice in tfma.load_metrics(evaluation_uri):
-        if per_slice.HasField('cross_slice_key'):
-            continue
-        values = {metric_name(kv.key, classes): kv.value.double_value.value
-                  for kv in per_slice.metric_keys_and_values if keep(kv.key) and kv.value.HasField('double_value')}
-        if values:
-            slices[slice_name(per_slice.slice_key)] = {
-                k: v if digits is None else round(v, digits) for k, v in values.items()}
-    return slices
+    return tfma_results.read_metrics(evaluation_uri, classes, model, digits=digits)
 
 
 def _change_failure(name: str, where: str, diff: float, threshold, candidate: Optional[float],
@@ -108,37 +163,105 @@ def _change_failure(name: str, where: str, diff: float, threshold, candidate: Op
                              f'change {diff:+.4f}{limit}')
 
 
-def read_validation_failures(evaluation_uri: str, classes: List[str],
-                             baseline_version: Optional[int] = None) -> List[str]:
-    """One line per failed threshold: the metric, the slice (or the two groups of a gap), value and bound.
-
-    A change threshold (evaluation.max_drop) names the served model's version and value too."""
+def failure_lines(failed, evaluation_uri: str, classes: List[str], baseline_version: Optional[int] = None) -> List[str]:
+    """One line per failed threshold (`failed`: tfma_results.validation_failures): the metric, the slice (or the
+    two groups of a gap), value and bound. A change threshold (evaluation.max_drop) names the served model's
+    version and value too."""
     failures = []
     candidate = None
-    for per_slice in tfma.load_validation_result(evaluation_uri).metric_validations_per_slice:
-        if per_slice.HasField('cross_slice_key'):
-            key = per_slice.cross_slice_key
-            where = f'{slice_name(key.comparison_slice_key)} minus {slice_name(key.baseline_slice_key)}'
-        else:
-            where = slice_name(per_slice.slice_key)
-        for f in per_slice.failures:
-            name = metric_name(f.metric_key, classes)
-            value = f.metric_value.double_value.value
-            if f.metric_threshold.HasField('change_threshold'):
-                if candidate is None:
-                    candidate = read_metrics(evaluation_uri, classes, digits=None)
-                failures.append(_change_failure(name, where, value, f.metric_threshold.change_threshold,
-                                                candidate.get(where, {}).get(name), baseline_version))
-                continue
-            bound = f.metric_threshold.value_threshold
-            limits = ([f'lower bound {bound.lower_bound.value}'] if bound.HasField('lower_bound') else []) + (
-                [f'upper bound {bound.upper_bound.value}'] if bound.HasField('upper_bound') else [])
-            if not f.HasField('metric_value'):  # TFMA: "Metric not found."
-                failures.append(f'{name} was not computed on {where} ({f.message.strip()}), so it fails '
-                                f'{" and ".join(limits)}')
-                continue
-            failures.append(f'{name} = {value:.4f} on {where} fails {" and ".join(limits)}')
+    for where, f in failed:
+        name = tfma_results.metric_name(f.metric_key, classes)
+        value = f.metric_value.double_value.value
+        if f.metric_threshold.HasField('change_threshold'):
+            if candidate is None:
+                candidate = read_metrics(evaluation_uri, classes, digits=None)
+            failures.append(_change_failure(name, where, value, f.metric_threshold.change_threshold,
+                                            candidate.get(where, {}).get(name), baseline_version))
+            continue
+        bound = f.metric_threshold.value_threshold
+        limits = ([f'lower bound {bound.lower_bound.value}'] if bound.HasField('lower_bound') else []) + (
+            [f'upper bound {bound.upper_bound.value}'] if bound.HasField('upper_bound') else [])
+        if not f.HasField('metric_value'):  # TFMA: "Metric not found."
+            failures.append(f'{name} was not computed on {where} ({f.message.strip()}), so it fails '
+                            f'{" and ".join(limits)}')
+            continue
+        failures.append(f'{name} = {value:.4f} on {where} fails {" and ".join(limits)}')
     return failures
+
+
+def read_validation_failures(evaluation_uri: str, classes: List[str],
+                             baseline_version: Optional[int] = None) -> List[str]:
+    return failure_lines(tfma_results.validation_failures(evaluation_uri), evaluation_uri, classes, baseline_version)
+
+
+def groups_of(column: str, by_slice: Dict[str, object]) -> Dict[str, object]:
+    """{group: x} of the one-column slices `column=group` of a {slice name: x} dict."""
+    prefix = f'{column}='
+    return {name[len(prefix):]: x for name, x in by_slice.items() if name.startswith(prefix) and ', ' not in name}
+
+
+def bound_verdicts(fairness, metrics: Metrics, failed, classes: List[str]) -> List[GateVerdict]:
+    """The fairness gates' per-group bounds (min/max) as the Evaluator decided them: the TFMA thresholds it failed
+    on each group's slice (TFMA fails an undefined value too)."""
+    verdicts = []
+    for gate in fairness.gates if fairness else []:
+        if gate.min is None and gate.max is None:
+            continue
+        failed_here = {where: f.metric_value.double_value.value if f.HasField('metric_value') else float('nan')
+                       for where, f in failed if f.metric_threshold.HasField('value_threshold')
+                       and tfma_results.metric_name(f.metric_key, classes) == gate.metric}
+        for column in fairness.sensitive:
+            values = {g: m[gate.metric] for g, m in groups_of(column, metrics).items() if gate.metric in m}
+            failing = groups_of(column, failed_here)
+            verdicts.append({'metric': gate.metric, 'column': column, 'min': gate.min, 'max': gate.max,
+                             'max_gap': None, 'values': values, 'failing': failing, 'passed': not failing})
+    return verdicts
+
+
+def confusion_matrix(evaluation_uri: str, n_classes: int, plots=None) -> Optional[np.ndarray]:
+    """Rows: true class, columns: predicted class, on the overall slice (binary at threshold 0.5). `plots`:
+    tfma_results.overall_plots(evaluation_uri) when already read."""
+    for _, value in tfma_results.overall_plots(evaluation_uri) if plots is None else plots:
+        multi = value.multi_class_confusion_matrix_at_thresholds
+        if multi.matrices:
+            matrix = np.zeros((n_classes, n_classes))
+            for e in multi.matrices[0].entries:
+                if e.actual_class_id < n_classes and e.predicted_class_id < n_classes:
+                    matrix[e.actual_class_id, e.predicted_class_id] = e.num_weighted_examples
+            return matrix
+        binary = value.confusion_matrix_at_thresholds
+        if binary.matrices:
+            m = min(binary.matrices, key=lambda m: abs(m.threshold - 0.5))
+            return np.array([[m.true_negatives, m.false_positives], [m.false_negatives, m.true_positives]])
+    return None
+
+
+def calibration_curves(evaluation_uri: str, classes: List[str], bins: int = 10, plots=None) -> Dict[str, List[Tuple]]:
+    """{class: [(mean predicted probability, observed rate, examples), ...]} on the overall slice.
+
+    TFMA's CalibrationPlot keeps 1000 prediction buckets (binary: one plot for the positive class; multi-class:
+    one per class, one-vs-rest); they are merged into `bins` equal-width bins here, empty ones dropped.
+    """
+    curves = {}
+    for key, value in tfma_results.overall_plots(evaluation_uri) if plots is None else plots:
+        buckets = value.calibration_histogram_buckets.buckets
+        if not buckets:
+            continue
+        if key.sub_key.HasField('class_id'):
+            class_id = key.sub_key.class_id.value
+            name = classes[class_id] if class_id < len(classes) else str(class_id)
+        else:
+            name = classes[-1] if classes else 'positive'  # binary: P(positive class)
+        totals = np.zeros((bins, 3))  # examples, label sum, prediction sum
+        for b in buckets:
+            n = b.num_weighted_examples.value
+            if n <= 0:
+                continue
+            mean = b.total_weighted_refined_prediction.value / n
+            i = min(bins - 1, max(0, int(mean * bins)))
+            totals[i] += (n, b.total_weighted_label.value, b.total_weighted_refined_prediction.value)
+        curves[name] = [(float(p / n), float(y / n), float(n)) for n, y, p in totals if n > 0]
+    return curves
 
 
 def _outputs(by_name: Dict[str, Dict], node_id: str) -> Dict:
@@ -167,11 +290,9 @@ def read_served_model(by_name: Dict[str, Dict], served_id: str = 'ServedModel',
 
 def read_evaluation(by_name: Dict[str, Dict], classes: List[str], evaluator_id: str = 'Evaluator',
                     gate_id: str = 'FairnessGate', served_id: str = 'ServedModel',
-                    floor_id: str = 'MajorityGate') -> Dict:
-    """One model's evaluation, read from its nodes (`Evaluator_<name>` etc. when a run trains several):
-    evaluation_uri, metrics, validation_failures, blessed, served (what ServedModel found), baseline
-    ({'version', 'source', 'metrics'} of the served model it was compared with, None when there was none) and
-    floor (what MajorityGate counted on the eval split and the bounds it set; absent with the floor off)."""
+                    floor_id: str = 'MajorityGate', fairness=None) -> Evaluation:
+    """One model's evaluation, read from its nodes (`Evaluator_<name>` etc. when a run trains several): see
+    Evaluation. `floor` is absent with the floor off, `fairness_gates` without `fairness` (config.fairness)."""
     result = {}
     evaluator = _outputs(by_name, evaluator_id)
     served = read_served_model(by_name, served_id, evaluator_id)
@@ -186,15 +307,24 @@ def read_evaluation(by_name: Dict[str, Dict], classes: List[str], evaluator_id: 
         if baseline_metrics:
             result['baseline'] = {'version': version, 'source': served and served['source'],
                                   'metrics': baseline_metrics}
-        result['validation_failures'] = read_validation_failures(uri, classes, version)
+        failed = tfma_results.validation_failures(uri)
+        result['validation_failures'] = failure_lines(failed, uri, classes, version)
+        if fairness:
+            result['fairness_gates'] = bound_verdicts(fairness, result['metrics'], failed, classes)
+        plots = tfma_results.overall_plots(uri)
+        matrix = confusion_matrix(uri, len(classes), plots)
+        result['confusion_matrix'] = None if matrix is None else matrix.tolist()
+        result['calibration'] = calibration_curves(uri, classes, plots=plots)
     gate = _outputs(by_name, gate_id).get('blessing')
     floor = _outputs(by_name, floor_id).get('blessing')
     blessing = floor or gate or evaluator.get('blessing')
     if blessing:
-        result['blessed'] = bool(blessing['properties'].get('blessed', 0))
+        result['blessed'] = bool(blessing['properties'].get(BLESSED_KEY, 0))
     if gate:
         result.setdefault('validation_failures', [])
-        result['validation_failures'] += json.loads(gate['properties'].get('fairness_failures', '[]'))
+        result['validation_failures'] += json.loads(gate['properties'].get(FAILURES_KEY, '[]'))
+        result.setdefault('fairness_gates', [])
+        result['fairness_gates'] += json.loads(gate['properties'].get(VERDICTS_KEY, '[]'))
     if floor:
         result.setdefault('validation_failures', [])
         result['validation_failures'] += json.loads(floor['properties'].get(FAILURES_PROPERTY, '[]'))
@@ -221,13 +351,13 @@ def fairness_by_class(metrics: Dict[str, Dict[str, float]], classes: List[str]) 
     return table
 
 
-def _read_models(config, by_name: Dict[str, Dict], classes: List[str]) -> Dict:
+def _read_models(config, by_name: Dict[str, Dict], classes: List[str]) -> RunSummary:
     """The evaluation of the one model; with several (or a hierarchical one), `models` (each one's overall
     metrics, blessing and failures), the ModelSelector's choice (or the one candidate pushed), and the chosen
     model's (else the first's) evaluation in full."""
     models = evaluated_models(config)
     evaluations = {name: read_evaluation(by_name, classes, *(node_id(config, n, name) for n in (
-        'Evaluator', 'FairnessGate', 'ServedModel', 'MajorityGate'))) for name, _ in models}
+        'Evaluator', 'FairnessGate', 'ServedModel', 'MajorityGate')), fairness=config.fairness) for name, _ in models}
     if len(models) == 1:
         return evaluations[models[0][0]]
     selector = _outputs(by_name, 'ModelSelector').get('blessing', {}).get('properties', {})
@@ -242,15 +372,17 @@ def _read_models(config, by_name: Dict[str, Dict], classes: List[str]) -> Dict:
         models=[{'model': name, 'kind': kind, 'blessed': evaluations[name].get('blessed'),
                  'metrics': evaluations[name].get('metrics', {}).get('overall', {}),
                  'validation_failures': evaluations[name].get('validation_failures', []),
-                 # for the report: every slice's metrics, and the TFMA output (plots: confusion matrix)
+                 # for the report: every slice's metrics, the gates' verdicts, the confusion matrix
                  'slices': evaluations[name].get('metrics', {}),
-                 'evaluation_uri': evaluations[name].get('evaluation_uri')}
+                 'evaluation_uri': evaluations[name].get('evaluation_uri'),
+                 'fairness_gates': evaluations[name].get('fairness_gates', []),
+                 'confusion_matrix': evaluations[name].get('confusion_matrix')}
                 for name, kind in models],
         selected_model=selected, selection=selection, blessed=bool(blessed))
     return result
 
 
-def summarize(config, label_counts: Dict[str, int], log_path: str) -> Dict:
+def summarize(config, label_counts: Dict[str, int], log_path: str) -> RunSummary:
     store = open_store(metadata_path(config))
     components = latest_run_components(store)
     by_name = {c['component']: c for c in components}
@@ -306,154 +438,5 @@ def read_feature_importances(config, by_name: Dict[str, Dict]) -> Dict[str, List
     return importances
 
 
-def format_importances(importances: Optional[Dict[str, List[Dict]]], top: int = 8) -> List[str]:
-    lines = []
-    for model, values in (importances or {}).items():
-        shown = ', '.join(f'{v["feature"]} {v["importance"]:.3f}' for v in values[:top])
-        more = f' (+{len(values) - top} more in summary.json)' if len(values) > top else ''
-        lines += ['', f'Feature importances of {model} (share of its trees\' loss reduction): {shown}{more}']
-    return lines
-
-
-def write_summary(summary: Dict, path: str) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(summary, f, indent=2, sort_keys=False)
-    os.replace(tmp, path)
-
-
-def format_baseline(evaluation: Dict, max_drop: Optional[Dict[str, float]]) -> List[str]:
-    """The candidate against the served model on the overall slice, or why there was no comparison.
-
-    `evaluation`: what read_evaluation returns (the summary itself for a one-model run)."""
-    served, baseline = evaluation.get('served'), evaluation.get('baseline')
-    rules = ', '.join(f'{m} {v:g}' for m, v in (max_drop or {}).items())
-    if baseline:
-        where = f'version {baseline["version"]}' if baseline.get('version') else 'baseline'
-        lines = ['', f'Compared with the served model ({where}: {baseline.get("source") or "?"}), overall slice:',
-                 f'  {"metric":<12}{"candidate":>11}{"served":>11}{"change":>11}']
-        candidate, base = evaluation['metrics'].get('overall', {}), baseline['metrics'].get('overall', {})
-        for m in ('accuracy', 'auc', 'precision', 'recall'):
-            if m in candidate and m in base:
-                change = candidate[m] - base[m]
-                lines.append(f'  {m:<12}{_rate(candidate[m], 4):>11}{_rate(base[m], 4):>11}'
-                             + (f'{"n/a":>11}' if change != change else f'{change:>+11.4f}'))
-        lines.append(f'  evaluation.max_drop: {rules}' if rules else
-                     '  No change thresholds (evaluation.max_drop) configured: the comparison does not gate.')
-        return lines
-    if served and not served['found'] and 'metrics' in evaluation:
-        why = f'so change thresholds (evaluation.max_drop: {rules}) did not apply' if rules else \
-            'so there is nothing to compare with'
-        if served['state'] == 'cached':
-            return ['', f'This evaluation was reused from TFX\'s cache; when it ran, no model was served at '
-                        f'{served["base_path"]}, {why}.']
-        return ['', f'First run: no model served yet at {served["base_path"]}, {why}.']
-    return []
-
-
-def format_floor(floor: Optional[Dict]) -> List[str]:
-    """The majority-class floor of the eval split (MajorityGate), under the eval metrics."""
-    if not floor:
-        return []
-    lines = [f'  majority-class floor on the eval split: accuracy above {floor["accuracy"]:.4f} (always answering '
-             f'{floor["answer"]!r} scores {floor["rate"]:.4f} on its {floor["examples"]} rows)']
-    if floor.get('auc') is not None:
-        lines.append(f'  imbalanced binary label: auc at least {floor["auc"]:.4f} (a constant scores 0.5)')
-    return lines
-
-
-def format_fairness_by_class(table: Optional[Dict[str, Dict]]) -> List[str]:
-    """Multi-class Fairness Indicators: per group, each class's one-vs-rest FPR and FNR at one threshold."""
-    if not table:
-        return []
-    keys = sorted({k for classes in table.values() for rates in classes.values() for k in rates})
-    thresholds = sorted({k.split('@', 1)[1] for k in keys}, key=lambda t: abs(float(t) - 0.5))
-    t = thresholds[0]
-    classes = sorted({c for per_class in table.values() for c in per_class})
-    lines = ['', f'Fairness per group and class, one-vs-rest, at threshold {t} (FPR / FNR; all thresholds in '
-                 'summary.json):', '  ' + f'{"group":<30}' + ''.join(f'{c[:17]:>18}' for c in classes)]
-    for group in sorted(table):
-        cells = []
-        for c in classes:
-            rates = table[group].get(c, {})
-            fpr, fnr = rates.get(f'fpr@{t}'), rates.get(f'fnr@{t}')
-            cells.append(f'{_rate(fpr)} / {_rate(fnr)}'.rjust(18))
-        lines.append('  ' + f'{group[:30]:<30}' + ''.join(cells))
-    return lines
-
-
-def _rate(value: Optional[float], digits: int = 3) -> str:
-    return '-' if value is None else 'n/a' if value != value else f'{value:.{digits}f}'
-
-
-def format_models(summary: Dict) -> List[str]:
-    """Several models: one line each (overall metrics, blessed), and which one goes to the Pusher."""
-    models = summary.get('models')
-    if not models:
-        return []
-    names = [m for m in TABLE_METRICS if any(m in model['metrics'] for model in models)]
-    lines = ['', f'Models compared on the eval split (overall slice; selection: {summary.get("selection")}, '
-                 'best blessed):',
-             '  ' + f'{"model":<16}{"kind":<22}' + ''.join(f'{SHORT_METRIC_NAMES.get(n, n):>11}' for n in names)
-             + f'{"blessed":>9}']
-    for model in models:
-        mark = '  <- pushed' if model['model'] == summary.get('selected_model') else ''
-        lines.append('  ' + f'{model["model"][:15]:<16}{model["kind"]:<22}' + ''.join(
-            f'{model["metrics"][n]:>11.4g}' if n in model['metrics'] else f'{"-":>11}' for n in names)
-            + f'{"yes" if model["blessed"] else "NO":>9}{mark}')
-    for model in models:
-        lines += [f'  {model["model"]} not blessed: {f}' for f in model['validation_failures']]
-    if not summary.get('selected_model'):
-        lines.append('  No model is blessed, so none is pushed.')
-    return lines
-
-
-def format_summary(summary: Dict) -> str:
-    lines = ['', f'Run {summary["name"]}: {summary["run_dir"]}']
-    lines.append(f'  {"component":<20} {"state":<7} {"seconds":>8}')
-    for c in summary['components']:
-        lines.append(f'  {c["component"]:<20} {c["state"]:<7} {c["seconds"]:>8.1f}')
-    if summary['all_cached']:
-        lines.append('  Nothing changed since the last run: every component was reused from TFX\'s cache.')
-    lines += format_models(summary)
-    metrics = summary.get('metrics')
-    if metrics:
-        names = [m for m in TABLE_METRICS if m in metrics.get('overall', {})]
-        if summary.get('models'):
-            lines += ['', f'The {summary.get("selected_model") or summary["models"][0]["model"]} model in detail:']
-        lines += ['', 'Eval metrics on the eval split (multi-class: macro averages; per class in summary.json):',
-                  '  ' + f'{"slice":<30}' + ''.join(f'{SHORT_METRIC_NAMES.get(n, n):>11}' for n in names)]
-        for slice_ in sorted(metrics, key=lambda s: (s != 'overall', s)):
-            values = metrics[slice_]
-            lines.append('  ' + f'{slice_[:30]:<30}' + ''.join(
-                f'{values[n]:>11.4g}' if n in values else f'{"-":>11}' for n in names))
-        lines += format_floor(summary.get('floor')) or [
-            f'  majority-class rate (always predicting the most frequent class): '
-            f'{summary["label"]["majority_class_rate"]:.4f}']
-        lines += format_fairness_by_class(summary.get('fairness_by_class'))
-        lines += format_baseline(summary, summary.get('max_drop'))
-    lines += format_importances(summary.get('feature_importances'))
-    if 'blessed' in summary:
-        if summary['blessed']:
-            against = ', and evaluation.max_drop against the served model' if (
-                summary.get('baseline') and summary.get('max_drop')) else ''
-            floor = ', the majority-class floor beaten' if summary.get('floor') else ''
-            lines.append(f'Blessed: yes (every threshold in evaluation.thresholds met{floor}{against}).')
-        else:
-            lines.append('Blessed: NO, so the model was not pushed:')
-            lines += [f'  - {f}' for f in summary.get('validation_failures') or ['see the Evaluator output']]
-    if summary.get('pushed'):
-        lines.append(f'Pushed to: {summary["pushed_to"]}')
-    lines.append('')
-    lines.append('Artifacts:')
-    for c in summary['components']:
-        for key, art in c['outputs'].items():
-            lines.append(f'  {c["component"] + "." + key:<40} {art["uri"]}')
-    if summary.get('tensorboard_logdir'):
-        lines.append(f'Training curves: tensorboard --logdir {summary["tensorboard_logdir"]}')
-    if summary.get('embeddings_logdir'):
-        lines.append(f'Embedding projector: {tensorboard_command(summary["embeddings_logdir"])} '
-                     '(then open http://localhost:6006/#projector)')
-    if summary.get('report'):
-        lines.append(f'Report (open in a browser): {summary["report"]}')
-    return '\n'.join(lines)
+def write_summary(summary: RunSummary, path: str) -> None:
+    storage.write_text(path, json.dumps(summary, indent=2, sort_keys=False))
