@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tfx_tabular.pipeline.results import report
+from tfx_tabular.pipeline.results.summary import read_confusion_cut
 from tfx_tabular.pipeline.core.config import load_config
 from tests.conftest import DATA
 
@@ -261,7 +262,7 @@ def test_hierarchical_run_shows_the_cut_and_both_confusion_matrices(digits_confi
     hierarchical[3, 8] = 1
     summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path,
                                 {'keras_dnn': base, 'hierarchical': hierarchical})
-    summary['confusion_cut']['uri'] = str(tmp_path / 'confusion_cut')
+    summary['confusion_cut'] = read_confusion_cut(str(tmp_path / 'confusion_cut'), 'keras_dnn')
     page = _write(summary, digits_config, tmp_path)
     comparison, section = _section(page, 'model-comparison'), _section(page, 'max-cut')
     assert page.index('id="model-comparison"') < page.index('id="max-cut"') < page.index('id="model-detail"')
@@ -288,7 +289,7 @@ def test_heuristic_cut_reports_its_bound(digits_config, tmp_path):
     cut = _cut_folder(tmp_path / 'confusion_cut', exact_up_to=4)
     assert not cut['exact']
     summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path, {})
-    summary['confusion_cut']['uri'] = str(tmp_path / 'confusion_cut')
+    summary['confusion_cut'] = read_confusion_cut(str(tmp_path / 'confusion_cut'), 'keras_dnn')
     section = _section(_write(summary, digits_config, tmp_path), 'max-cut')
     assert 'heuristic cut' in section and f'upper bound on the maximum {cut["upper_bound"]:.1f}' in section
     assert 'Confusion matrices on the eval split' not in section  # no TFMA plots
@@ -296,7 +297,7 @@ def test_heuristic_cut_reports_its_bound(digits_config, tmp_path):
 
 def test_missing_cut_folder_is_one_line_not_a_crash(digits_config, tmp_path):
     summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path, {})
-    summary['confusion_cut']['uri'] = str(tmp_path / 'gone')
+    summary['confusion_cut'] = read_confusion_cut(str(tmp_path / 'gone'), 'keras_dnn')
     section = _section(_write(summary, digits_config, tmp_path), 'max-cut')
     assert 'could not be read' in section and str(tmp_path / 'gone') in section
 
@@ -314,7 +315,7 @@ def test_hierarchical_model_not_pushed_is_said(digits_config, tmp_path):
     """hierarchical.push_if_better: false: no ModelSelector, the base model is the only candidate."""
     summary = _with_evaluations(HIERARCHICAL_RUN, tmp_path, {})
     summary.update(selected_model='keras_dnn', selection='the only candidate for the push')
-    summary['confusion_cut']['uri'] = str(tmp_path / 'gone')
+    summary['confusion_cut'] = read_confusion_cut(str(tmp_path / 'gone'), 'keras_dnn')
     comparison = _section(_write(summary, digits_config, tmp_path), 'model-comparison')
     assert 'the only candidate for the push: the hierarchical model is evaluated and reported, never pushed' \
         in comparison

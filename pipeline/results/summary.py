@@ -96,7 +96,7 @@ class RunSummary(Evaluation, total=False):
     pushed_to: Optional[str]
     embeddings_logdir: Optional[str]
     feature_importances: Dict[str, List[Dict]]
-    confusion_cut: Dict
+    confusion_cut: Dict  # read_confusion_cut
     tensorboard_logdir: str
     training_curves: str  # added by the runner
     report: str  # added by the runner
@@ -412,15 +412,29 @@ def summarize(config, label_counts: Dict[str, int], log_path: str) -> RunSummary
     if importances:
         summary['feature_importances'] = importances
     cut = _outputs(by_name, 'ConfusionCut').get('confusion_cut')
-    if cut:  # the hierarchical model's max cut (cut.json, confusion.json, confusion_graph.png) and its base model
-        summary['confusion_cut'] = {'uri': cut['uri'],
-                                    'base_model': config.hierarchical.base or config.models[0].name}
+    if cut:  # the hierarchical model's max cut and its base model
+        summary['confusion_cut'] = read_confusion_cut(cut['uri'], config.hierarchical.base or config.models[0].name)
     shown = summary.get('selected_model') or config.models[0].name
     trainer = 'HierarchicalTrainer' if shown == HIERARCHICAL else node_id(config, 'Trainer', shown)
     model_run = _outputs(by_name, trainer).get('model_run')
     if model_run:
         summary['tensorboard_logdir'] = model_run['uri']
     return summary
+
+
+def read_confusion_cut(uri: str, base_model: str) -> Dict:
+    """ConfusionCut's output: {'uri', 'base_model', 'cut' (cut.json), 'graph' (its picture's path, None if
+    absent)}; 'error' instead of 'cut' when cut.json cannot be read."""
+    from tfx_tabular.components.confusion_cut.graph import read_cut
+    from tfx_tabular.components.confusion_cut.spec import GRAPH_FILE
+    info = {'uri': uri, 'base_model': base_model}
+    try:
+        info['cut'] = read_cut(uri)
+    except (tf.errors.NotFoundError, OSError, ValueError) as e:
+        info['error'] = str(e).splitlines()[0] if str(e) else type(e).__name__
+    graph = os.path.join(uri, GRAPH_FILE)
+    info['graph'] = graph if 'cut' in info and tf.io.gfile.exists(graph) else None
+    return info
 
 
 def read_feature_importances(config, by_name: Dict[str, Dict]) -> Dict[str, List[Dict]]:

@@ -14,7 +14,6 @@ verdicts are read from what they recorded. The figures are in figures.py.
 """
 import base64
 import html
-import os
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -319,17 +318,12 @@ def _comparison_section(summary: Dict, config) -> List[str]:
 def _cut_section(summary: Dict) -> List[str]:
     """The hierarchical model's max cut: the confusion graph, the cut's numbers and sides, and the confusion
     matrices of the base and the hierarchical model on the eval split."""
-    import tensorflow as tf
-    from tfx_tabular.components.confusion_cut.graph import read_cut
-    from tfx_tabular.components.confusion_cut.spec import GRAPH_FILE
     info = summary['confusion_cut']
-    uri, base = info['uri'], info.get('base_model')
+    uri, base, cut = info['uri'], info.get('base_model'), info.get('cut')
     parts = ['<h2 id="max-cut">Hierarchical model: the maximum cut of the base model\'s confusions</h2>']
-    try:
-        cut = read_cut(uri)
-    except (tf.errors.NotFoundError, OSError, ValueError) as e:
+    if cut is None:
         return parts + [f'<p class="bad">The ConfusionCut output could not be read at <code>{html.escape(uri)}'
-                        f'</code>: {html.escape(str(e).splitlines()[0] if str(e) else type(e).__name__)}</p>']
+                        f'</code>: {html.escape(str(info.get("error") or "not read"))}</p>']
     total = cut.get('total_weight') or 0
     share = f' ({cut["value"] / total:.0%} of all)' if total else ''
     if cut.get('exact'):
@@ -358,10 +352,8 @@ def _cut_section(summary: Dict) -> List[str]:
         rows.append(('heaviest edges within a side', ', '.join(f'{a}\u2013{b} {w:.0f}' for a, b, w in within)))
     parts.append('<table class="cut">' + ''.join(f'<tr><th>{html.escape(k)}</th><td class="left">{html.escape(v)}'
                                                  '</td></tr>' for k, v in rows) + '</table>')
-    graph = os.path.join(uri, GRAPH_FILE)
-    if tf.io.gfile.exists(graph):
-        with tf.io.gfile.GFile(graph, 'rb') as f:
-            encoded = base64.b64encode(f.read()).decode()
+    if info.get('graph'):
+        encoded = base64.b64encode(storage.read_bytes(info['graph'])).decode()
         parts.append(f'<img alt="confusion graph with the cut" src="data:image/png;base64,{encoded}">')
     # the base model and the hierarchical one (pipeline.HIERARCHICAL, its name and kind; not imported: tfx)
     models = [m for m in summary.get('models', []) if m['model'] == base or m.get('kind') == 'hierarchical']
@@ -450,9 +442,8 @@ def write_report(summary: Dict, config, path: str) -> str:
             columns = sorted({m for values in by_class.values() for m in values})
             parts += ['<h2>Per class, one-vs-rest (overall slice)</h2>', _table(by_class, columns, 'class')]
     curves = summary.get('training_curves')
-    if curves and os.path.exists(curves):
-        with open(curves, 'rb') as f:
-            encoded = base64.b64encode(f.read()).decode()
+    if curves and storage.exists(curves):
+        encoded = base64.b64encode(storage.read_bytes(curves)).decode()
         parts += ['<h2>Training curves</h2>', f'<img alt="training curves" src="data:image/png;base64,{encoded}">']
     parts += _explanations_section(summary, config)
     if summary.get('embeddings_logdir'):
