@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         print(f'data error: {e}', file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as e:  # noqa: BLE001 - failures the runner named for people
-        from tfx_tabular.components.anomaly_gate.component import DataAnomaliesError
+        from tfx_tabular.components.anomaly_gate.executor import DataAnomaliesError
         from tfx_tabular.pipeline.runner import PipelineFailed
         if isinstance(e, DataAnomaliesError):
             print('The data does not match the schema; the run stopped before training:', file=sys.stderr)

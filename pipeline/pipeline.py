@@ -11,21 +11,22 @@ from this installed package, so TFX needs no module-file wheel staged into the p
 import functools
 import json
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.orchestration import metadata
 
 from tfx_tabular.components.anomaly_gate.component import AnomalyGate
-from tfx_tabular.components.csv_example_gen.executor import StreamingCsvExampleGen
+from tfx_tabular.components.csv_example_gen.component import StreamingCsvExampleGen
 from tfx_tabular.components.embedding_metadata import EmbeddingMetadataGen
 from tfx_tabular.components.evaluator.eval_config import eval_config
 from tfx_tabular.components.fairness_gate.component import FairnessGate
 from tfx_tabular.components.majority_gate import MajorityGate
 from tfx_tabular.components.model_selector.component import ModelSelector
 from tfx_tabular.components.pusher import ATOMIC_PUSH_EXECUTOR
-from tfx_tabular.components.served_model.component import BaselineEvaluator, ServedModel
+from tfx_tabular.components.evaluator.component import BaselineEvaluator
+from tfx_tabular.components.served_model.component import ServedModel
 from tfx_tabular.pipeline.core.config import MODEL_KINDS
 from tfx_tabular.pipeline.core.names import HIERARCHICAL, metadata_path, model_push_dir, node_id, pipeline_root
 from tfx_tabular.pipeline.core.beam import resolve_running_mode

@@ -86,7 +86,7 @@ def _route_logs(log_path: str, progress: _Progress):
 
 
 def _anomalies_in(error: BaseException):
-    from tfx_tabular.components.anomaly_gate.component import DataAnomaliesError
+    from tfx_tabular.components.anomaly_gate.executor import DataAnomaliesError
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, DataAnomaliesError):

@@ -11,8 +11,11 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from tfx_tabular.components.evaluator.eval_config import eval_config
-from tfx_tabular.components.served_model.component import (FOUND, BaselineEvaluator, ServedModel, ServedModelExecutor, baseline_found,
-                                     served_version, without_baseline)
+from tfx_tabular.components.evaluator.component import BaselineEvaluator
+from tfx_tabular.components.evaluator.executor import without_baseline
+from tfx_tabular.components.served_model.component import ServedModel
+from tfx_tabular.components.served_model.executor import Executor as ServedModelExecutor
+from tfx_tabular.components.served_model.executor import FOUND, baseline_found, served_version
 from tfx_tabular.pipeline.core.config import load_config
 from tfx_tabular.pipeline.results.summary import fairness_by_class
 from tfx_tabular.serving import model_config as mc
@@ -115,7 +118,8 @@ def test_evaluator_node_runs_the_baseline_executor(tmp_path):
     evaluator = BaselineEvaluator(examples=examples, model=trained, baseline_model=served.outputs['model'])
     assert served.id == 'ServedModel' and evaluator.id == 'Evaluator'
     assert evaluator.with_id('Evaluator_wide').id == 'Evaluator_wide'
-    assert evaluator.executor_spec.executor_class.__name__ == 'BaselineEvaluatorExecutor'
+    executor = evaluator.executor_spec.executor_class
+    assert f'{executor.__module__}.{executor.__name__}' == 'tfx_tabular.components.evaluator.executor.Executor'
     assert isinstance(evaluator, tfx.components.Evaluator)
     assert served.exec_properties['model_base_path'] == str(tmp_path / 'serving' / 'm')
 

@@ -24,7 +24,7 @@ def _pipeline(config, root, schema_path):
     from tfx import v1 as tfx
     from tfx.orchestration import metadata
 
-    from tfx_tabular.components.csv_example_gen.executor import StreamingCsvExampleGen
+    from tfx_tabular.components.csv_example_gen.component import StreamingCsvExampleGen
     from tfx_tabular.pipeline.hierarchical import example_splits, hierarchical_nodes
     from tfx_tabular.pipeline.pipeline import SPLIT_BUCKETS
     from tfx_tabular.transforms.preprocessing import custom_config

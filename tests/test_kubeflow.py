@@ -583,7 +583,7 @@ def _examples_by_split(component, csv_dir, root):
 def test_streaming_csv_example_gen_writes_what_tfx_csv_example_gen_writes(tmp_path):
     """Same examples in the same splits as TFX's executor, on ints, floats, strings, blanks and quoted newlines."""
     from tfx import v1 as tfx
-    from tfx_tabular.components.csv_example_gen.executor import StreamingCsvExampleGen
+    from tfx_tabular.components.csv_example_gen.component import StreamingCsvExampleGen
     data = tmp_path / 'data'
     data.mkdir()
     rows = [(i, f'{i * 0.5:.1f}', ['a', 'b,c', '"q"', 'line\nbreak'][i % 4] if i % 7 else '', 'xy'[i % 2])

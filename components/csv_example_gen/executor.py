@@ -16,11 +16,9 @@ import apache_beam as beam
 from absl import logging
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tfx import types
-from tfx import v1 as tfx
 from tfx.components.example_gen import utils, write_split
 from tfx.components.example_gen.csv_example_gen import executor as tfx_csv
 from tfx.components.util import examples_utils
-from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
@@ -110,13 +108,3 @@ class Executor(tfx_csv.Executor):
             if file_format:
                 examples_utils.set_file_format(artifact, write_split.to_file_format_str(file_format))
         logging.info('Examples generated.')
-
-
-class StreamingCsvExampleGen(tfx.components.CsvExampleGen):
-    """TFX's CsvExampleGen with the executor above; keeps the id CsvExampleGen (task names, MLMD, summaries)."""
-
-    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.with_id('CsvExampleGen')

@@ -74,6 +74,6 @@ def train_keras(fn_args, features, label, names, tf_transform_output, model_cfg)
 
 
 def save_keras(model: tf.keras.Model, export_dir: str, signatures) -> None:
-    # Keras rebuilds the model from its config when loading (every layer here has one), so tracing each layer's
-    # call functions into the SavedModel would only make saving and every load slower: twice, on wide data.
-    model.save(export_dir, save_format='tf', signatures=signatures, save_traces=False)
+    # With the layers' call functions traced in: the Evaluator's Beam worker processes (multi-processing mode, on
+    # CSVs over 32 MB or object-storage CSVs) cannot load a model saved with save_traces=False (DenseFeatures).
+    model.save(export_dir, save_format='tf', signatures=signatures)

@@ -1,0 +1,92 @@
+"""The Evaluator's executor: TFX's, comparing the candidate with the model served when it runs, or with none
+(components/served_model/ explains why the served version is read again here)."""
+import tempfile
+from typing import Any, Dict, List
+
+from absl import logging
+from tfx import types
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.utils import path_utils
+
+from tfx_tabular.components.served_model.executor import (BASE_PATH, BASELINE_SOURCE, BASELINE_VERSION, FOUND, SOURCE,
+                                                          VERSION, baseline_found, custom_property, served_version)
+from tfx_tabular.pipeline.core import storage
+
+
+def without_baseline(eval_config_json: str) -> str:
+    """The eval config (TFX's JSON) minus the baseline ModelSpec and every change threshold.
+
+    TFMA's own `update_eval_config_with_defaults(has_baseline=False)` does the removal, the same call TFX's
+    executor makes when no baseline artifact comes in.
+    """
+    import tensorflow_model_analysis as tfma
+    from tfx.utils import proto_utils
+    config = tfma.EvalConfig()
+    proto_utils.json_to_proto(eval_config_json, config)
+    config = tfma.utils.update_eval_config_with_defaults(config, has_baseline=False, rubber_stamp=True)
+    return proto_utils.proto_to_json(config)
+
+
+def _served_copy(base: str, version: int, folder: str) -> types.Artifact:
+    """A Model artifact in `folder` holding a copy of `<base>/<version>`, as ServedModel would have written it."""
+    model = standard_artifacts.Model()
+    model.uri = folder
+    source = storage.join(base, str(version))
+    storage.copy_tree(source, path_utils.serving_model_dir(folder))
+    model.set_int_custom_property(FOUND, 1)
+    model.set_int_custom_property(VERSION, version)
+    model.set_string_custom_property(SOURCE, source)
+    model.set_string_custom_property(BASE_PATH, base)
+    return model
+
+
+class Executor(evaluator_executor.Executor):
+    """TFX's Evaluator executor, comparing the candidate with the model served when it runs, or with none.
+
+    ServedModel's output can be older than this execution: it is cached with the candidate, and the Evaluator
+    also reruns for other reasons (a changed eval config). So the served version is read again here: if it
+    changed, that version is copied to a temp folder and evaluated instead; if nothing is served, the baseline
+    input, its ModelSpec and the change thresholds are dropped (a first run). The evaluation artifact records
+    what was used: custom properties `baseline_version` (0: none) and `baseline_source`.
+    """
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        key = standard_component_specs.BASELINE_MODEL_KEY
+        baseline = (input_dict.get(key) or [None])[0]
+        version, temp = None, None
+        if baseline is not None:
+            base = custom_property(baseline, BASE_PATH)
+            recorded = int(custom_property(baseline, VERSION) or 0) if custom_property(baseline, FOUND) else None
+            if base:  # a ServedModel output: what is served now decides
+                version = served_version(base)
+                if version != recorded:
+                    logging.info('The served version under %s is now %s (ServedModel recorded %s): using it.',
+                                 base, version, recorded)
+                    if version is not None:
+                        temp = tempfile.mkdtemp(prefix='served-model-')
+                        copy = _served_copy(base, version, temp)
+                        copy.id = baseline.id  # Kubeflow's entrypoint looks inputs up by id afterwards
+                        baseline = copy
+                if version is None:
+                    baseline = None
+            elif not baseline_found({key: [baseline]}):  # another Model artifact: its files decide
+                baseline = None
+        try:
+            input_dict = {k: v for k, v in input_dict.items() if k != key}
+            exec_properties = dict(exec_properties)
+            if baseline is None:
+                config_key = standard_component_specs.EVAL_CONFIG_KEY
+                if exec_properties.get(config_key):
+                    exec_properties[config_key] = without_baseline(exec_properties[config_key])
+            else:
+                input_dict[key] = [baseline]
+            evaluation = artifact_utils.get_single_instance(output_dict[standard_component_specs.EVALUATION_KEY])
+            evaluation.set_int_custom_property(BASELINE_VERSION, version or 0)
+            evaluation.set_string_custom_property(BASELINE_SOURCE, '' if baseline is None else (
+                custom_property(baseline, SOURCE) or baseline.uri))
+            super().Do(input_dict, output_dict, exec_properties)
+        finally:
+            if temp:
+                storage.rmtree(temp)
