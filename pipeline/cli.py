@@ -4,6 +4,8 @@ import argparse
 import os
 import sys
 
+from tfx_tabular.pipeline.core import storage
+
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_BLESSED = 1, 2, 3
 
 
@@ -48,9 +50,7 @@ def cmd_init(args) -> int:
     except (OSError, ValueError) as e:
         print(f'tfx-tabular init: {e}', file=sys.stderr)
         return EXIT_BAD_INPUT
-    with open(out + '.tmp', 'w', encoding='utf-8') as f:
-        f.write(text)
-    os.replace(out + '.tmp', out)
+    storage.write_text(out, text)
     todo = ' (fill in the TODO lines first)' if 'TODO' in text else ''
     print(f'Wrote {out}{todo}. Check it, then: tfx-tabular run --config {out}')
     return 0

@@ -5,11 +5,11 @@ and TensorFlow log goes to `<run_dir>/run.log` so the terminal shows only what a
 """
 import logging
 import os
-import shutil
 import sys
 import time
 from typing import Callable, Dict, Optional
 
+from tfx_tabular.pipeline.core import storage
 from tfx_tabular.pipeline.core.beam import resolve_running_mode
 from tfx_tabular.pipeline.core.csv_checks import DataError, prepare_input
 
@@ -143,7 +143,6 @@ def _copy_training_curves(summary: Dict, run_dir: str) -> None:
     logdir = summary.get('tensorboard_logdir')
     if logdir and os.path.exists(os.path.join(logdir, CURVES_FILE)):
         target = os.path.join(run_dir, CURVES_FILE)
-        shutil.copyfile(os.path.join(logdir, CURVES_FILE), target + '.tmp')
-        os.replace(target + '.tmp', target)
+        storage.write_bytes(target, storage.read_bytes(os.path.join(logdir, CURVES_FILE)))
         summary['training_curves'] = target
 

@@ -4,8 +4,8 @@ Once the frozen file exists the pipeline imports it (ImportSchemaGen) instead of
 ExampleValidator reports new categories, missing columns and type drift as anomalies that stop the run.
 """
 import os
-import shutil
 
+from tfx_tabular.pipeline.core import storage
 from tfx_tabular.pipeline.core.names import metadata_path
 from tfx_tabular.pipeline.results.summary import open_store
 
@@ -28,7 +28,6 @@ def latest_schema_uri(config) -> str:
 def freeze(config) -> str:
     source = os.path.join(latest_schema_uri(config), SCHEMA_FILE)
     target = config.frozen_schema_path
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    shutil.copyfile(source, target + '.tmp')
-    os.replace(target + '.tmp', target)
+    storage.makedirs(os.path.dirname(target))
+    storage.write_bytes(target, storage.read_bytes(source))
     return target

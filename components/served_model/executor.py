@@ -54,13 +54,8 @@ class Executor(base_executor.BaseExecutor):
             return
         source = storage.join(base, str(version))
         target = path_utils.serving_model_dir(model.uri)
-        if storage.is_uri(target):  # object stores: no folder rename; saved_model.pb is written last
-            storage.copy_tree(source, target)
-        else:
-            staging = f'{target}.incoming'
-            storage.rmtree(staging)
+        with storage.staged_dir(target) as staging:  # saved_model.pb appears last, or all at once locally
             storage.copy_tree(source, staging)
-            os.rename(staging, target)
         model.set_int_custom_property(FOUND, 1)
         model.set_int_custom_property(VERSION, version)
         model.set_string_custom_property(SOURCE, source)

@@ -302,9 +302,10 @@ def _last_ordered(files: List[str], last: Iterable[str]) -> List[str]:
 
 
 def copy_tree(src: str, dst: str) -> None:
-    """Copies a folder (src local or URI); on an object store, saved_model.pb is the last object written."""
+    """Copies a folder (src local or URI) into `dst` (created if missing); on an object store, saved_model.pb is
+    the last object written."""
     if not is_uri(src) and not is_uri(dst):
-        shutil.copytree(src, dst)
+        shutil.copytree(src, dst, dirs_exist_ok=True)
         return
     gfile = _gfile()
     for rel in _last_ordered(_files_under(src), (SAVED_MODEL_PB,)):
