@@ -9,7 +9,6 @@ User code is referenced by dotted path (`transforms.preprocessing.preprocessing_
 from this installed package, so TFX needs no module-file wheel staged into the pipeline root.
 """
 import functools
-import json
 import os
 from typing import Dict, List, Optional
 
@@ -49,8 +48,8 @@ def _evaluation_nodes(config, name: str, model, n_classes: int, example_gen, tra
     if config.fairness:
         gate = FairnessGate(
             evaluation=evaluator.outputs['evaluation'], evaluator_blessing=evaluator.outputs['blessing'],
-            gap_gates=json.dumps([g.model_dump() for g in config.fairness.gates if g.max_gap is not None]),
-            sensitive=json.dumps(config.fairness.sensitive)).with_id(ids('FairnessGate'))
+            gap_gates=[g.model_dump() for g in config.fairness.gates if g.max_gap is not None],
+            sensitive=list(config.fairness.sensitive)).with_id(ids('FairnessGate'))
         nodes.append(gate)
         blessing = gate.outputs['blessing']
     if config.evaluation.floor.enabled:

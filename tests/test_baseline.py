@@ -212,7 +212,7 @@ def test_worse_model_fails_max_drop_against_the_served_model(worse_run):
     assert 'Compared with the served model (version' in result.stdout
     assert sorted(os.listdir(base)) == before  # nothing new pushed
     # The FairnessGate reads the candidate's per-group values, not the served model's written beside them.
-    from tfx_tabular.components.fairness_gate.component import group_values
+    from tfx_tabular.components.evaluator.results import group_values
     fpr = group_values(summary['evaluation_uri'], 'fpr', 'Gender')
     assert {g: round(v, 4) for g, v in fpr.items()} == {
         g: summary['metrics'][f'Gender={g}']['false_positive_rate'] for g in ('Female', 'Male')}

@@ -3,7 +3,8 @@ import csv
 
 import yaml
 
-from tfx_tabular.components.fairness_gate.component import gap_failures, gap_verdict, group_values
+from tfx_tabular.components.evaluator.results import group_values
+from tfx_tabular.components.fairness_gate.executor import gap_failures, gap_verdict
 from tfx_tabular.pipeline.core.config import load_config
 from tests.conftest import prepare_config, run_pipeline_cli
 

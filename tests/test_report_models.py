@@ -124,7 +124,7 @@ def _with_evaluations(summary, tmp_path, matrices):
 
 def _gate_verdicts(slices, fairness):
     """What the gates record for these slices: the Evaluator's failed per-group bounds, FairnessGate's gaps."""
-    from tfx_tabular.components.fairness_gate.component import gap_verdict
+    from tfx_tabular.components.fairness_gate.executor import gap_verdict
     verdicts = []
     for gate in fairness.gates:
         for column in fairness.sensitive:

@@ -27,7 +27,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from tfx_tabular.components.embedding_metadata.data import split_files
-from tfx_tabular.components.fairness_gate.component import BLESSED_KEY
+from tfx_tabular.components.fairness_gate.executor import BLESSED_KEY
 from tfx_tabular.components.evaluator.results import overall_metrics
 from tfx_tabular.transforms.preprocessing import parse_custom_config
 

@@ -20,7 +20,7 @@ from tfx.orchestration import metadata
 
 from tfx_tabular.components.embedding_metadata.locate import embedding_logdir
 from tfx_tabular.components.evaluator import results as tfma_results
-from tfx_tabular.components.fairness_gate.component import BLESSED_KEY, FAILURES_KEY, VERDICTS_KEY
+from tfx_tabular.components.fairness_gate.executor import BLESSED_KEY, FAILURES_KEY, VERDICTS_KEY
 from tfx_tabular.components.majority_gate.executor import FAILURES_PROPERTY, FLOOR_PROPERTY
 from tfx_tabular.components.model_selector.executor import METRIC_KEY, SELECTED
 from tfx_tabular.components.trainer.data import class_names
