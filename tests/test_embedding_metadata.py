@@ -26,6 +26,7 @@ import yaml
 from tfx_tabular.components.embedding_metadata.buckets import boundaries, bucket_intervals
 from tfx_tabular.pipeline.core.config import load_config
 from tfx_tabular.pipeline.results.summary import open_store
+from tfx_tabular.transforms.preprocessing import NUMERIC_KEY, transformed_name
 from tests.conftest import run_cli
 
 RUNS = ['attrition_run', 'penguins_run']
@@ -207,9 +208,10 @@ def _feature_layer_input(run, switched):
             hits = [(j, v) for j, (k, v) in enumerate(switched) if k == key]
             features[key] = tf.SparseTensor(np.array([[j, 0] for j, _ in hits], np.int64).reshape(-1, 2),
                                             np.array([v for _, v in hits], np.int64), [n, 1])
-        else:  # the numeric block: one input per numeric feature
-            for key in column.parse_example_spec:
-                features[key] = tf.constant([v if k == key else 0.0 for k, v in switched], tf.float32)
+        else:  # the numeric block: one [batch, n] input, a column per numeric feature
+            keys = [transformed_name(name) for name in column.names]
+            features[NUMERIC_KEY] = tf.constant([[v if k == key else 0.0 for key in keys] for k, v in switched],
+                                                tf.float32)
     return layer(features).numpy()
 
 

@@ -34,7 +34,7 @@ def transformed(tmp_path_factory):
 
 def _fit(config, outputs, tf_transform_output, n_classes, labels):
     model = build_keras_model(config.features, tf_transform_output, n_classes, config.models[0].model_dump())
-    x = {k: np.array(v) for k, v in outputs.items() if k != 'y_xf'}
+    x = {k: np.array(outputs[k]) for k in model.input_names}
     history = model.fit(x, np.array(labels), epochs=3, batch_size=4, verbose=0)
     return model, x, history
 
@@ -42,7 +42,7 @@ def _fit(config, outputs, tf_transform_output, n_classes, labels):
 def test_feature_columns_sizes_and_embeddings(transformed):
     config, _, tf_transform_output = transformed
     deep = {c.name: c for c in feature_columns(config.features, tf_transform_output)}
-    assert deep['numeric'].keys == ('num_xf',) and deep['numeric'].variable_shape == [1]
+    assert deep['numeric'].names == ('num',) and deep['numeric'].variable_shape == [1]
     assert deep['city_xf_embedding'].dimension == 3
     assert deep['city_xf_embedding'].categorical_column.num_buckets == (
         tf_transform_output.vocabulary_size_by_name('city') + 1)

@@ -11,7 +11,8 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from tfx_tabular.pipeline.core.config import Config
-from tfx_tabular.transforms.preprocessing import CROSS_SEPARATOR, custom_config, preprocessing_fn
+from tfx_tabular.transforms.feature_columns import per_feature
+from tfx_tabular.transforms.preprocessing import CROSS_SEPARATOR, NUMERIC_KEY, custom_config, preprocessing_fn
 
 ROWS = [
     # num   mm    inc   bkt  city  town   v (sometimes missing)   y
@@ -58,7 +59,9 @@ def _transform(config, transform_dir=None):
         out_dir = transform_dir or tempfile.mkdtemp(dir=tmp)
         _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
         vocab = [v.decode() for v in tft.TFTransformOutput(out_dir).vocabulary_by_name('city')]
-    return {k: [row[k] for row in transformed] for k in transformed[0]}, vocab
+    columns = {k: np.array([row[k] for row in transformed]) for k in transformed[0]}
+    # Each numeric feature's column of the block, beside the block itself.
+    return {**columns, **per_feature(columns, config.features)}, vocab
 
 
 @pytest.fixture(scope='module')
@@ -72,8 +75,22 @@ def _column(i):
 
 def test_output_keys(outputs):
     out, _ = outputs
-    assert sorted(out) == sorted(f'{n}_xf' for n in
-                                 ['num', 'mm', 'inc', 'bkt', 'city', 'town', 'v', 'city_x_town', 'y'])
+    assert sorted(out) == sorted([NUMERIC_KEY] + [f'{n}_xf' for n in
+                                                  ['num', 'mm', 'inc', 'bkt', 'city', 'town', 'v', 'city_x_town', 'y']])
+    assert out[NUMERIC_KEY].shape == (len(ROWS), 4)  # num, mm, inc, v side by side, in config order
+
+
+def test_numeric_block_keeps_config_order_across_scalings():
+    """Columns are scaled in groups by scaling; the block still lists them as the config does."""
+    config = _config()
+    config.features = {name: config.features[name] for name in ('mm', 'num', 'city', 'v', 'inc')}
+    out, _ = _transform(config)
+    np.testing.assert_allclose(out[NUMERIC_KEY][:, 0], [0, .5, 1, 1, 0, .5, 1, 1], rtol=1e-6)  # mm, min-max
+    num = _column(0)
+    np.testing.assert_allclose(out[NUMERIC_KEY][:, 1], (num - num.mean()) / num.std(), rtol=1e-5)
+    present = [r[6][0] for r in ROWS if r[6]]
+    np.testing.assert_allclose(out[NUMERIC_KEY][:, 2], [r[6][0] if r[6] else np.mean(present) for r in ROWS],
+                               rtol=1e-6)
 
 
 def test_numeric_scalings(outputs):
@@ -171,7 +188,8 @@ def blanks(tmp_path_factory):
             for i in range(len(BLANKS['z']))]
     out_dir = str(tmp_path_factory.mktemp('blanks'))
     transformed, _ = run_transform(_blank_config(), rows, spec, out_dir)
-    return {k: np.array([row[k] for row in transformed]) for k in transformed[0]}, tft.TFTransformOutput(out_dir)
+    columns = {k: np.array([row[k] for row in transformed]) for k in transformed[0]}
+    return per_feature(columns, _blank_config().features), tft.TFTransformOutput(out_dir)
 
 
 def _filled(column):

@@ -126,8 +126,8 @@ def test_exported_scores_equal_ydf_on_the_eval_rows(exported):
     features, label = config.features, config.label
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     n = len(class_names(label, tft_output))
-    x, y = read_split(fn_args, fn_args.train_files, tft_output, label, n)
-    valid_x, valid_y = read_split(fn_args, fn_args.eval_files, tft_output, label, n)
+    x, y = read_split(fn_args, fn_args.train_files, tft_output, features, label, n)
+    valid_x, valid_y = read_split(fn_args, fn_args.eval_files, tft_output, features, label, n)
     models = train_models(x, y, valid_x, valid_y, features, label.type, config.models[0].trees.model_dump(), 42)
     expected = _ydf_probabilities(models, label_type, valid_x, n)
 
@@ -153,8 +153,8 @@ def test_compiled_trees_use_sets_for_ids_and_thresholds_for_numbers(exported):
     if label_type != 'binary':
         pytest.skip('one label type is enough to look inside')
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    x, y = read_split(fn_args, fn_args.train_files, tft_output, config.label, 2)
-    valid_x, valid_y = read_split(fn_args, fn_args.eval_files, tft_output, config.label, 2)
+    x, y = read_split(fn_args, fn_args.train_files, tft_output, config.features, config.label, 2)
+    valid_x, valid_y = read_split(fn_args, fn_args.eval_files, tft_output, config.features, config.label, 2)
     models = train_models(x, y, valid_x, valid_y, config.features, 'binary', config.models[0].trees.model_dump(), 42)
     keys = [transformed_name(f) for f in config.features]
     sizes = {transformed_name(f): num_ids(f, s, tft_output) for f, s in config.features.items()

@@ -11,7 +11,8 @@ from tensorflow_transform import analyzer_nodes, impl_helper
 
 from tfx_tabular.pipeline.core.config import Config
 from tests.conftest import run_transform
-from tfx_tabular.transforms.preprocessing import custom_config, feature_key, preprocessing_fn, transformed_name
+from tfx_tabular.transforms.feature_columns import per_feature
+from tfx_tabular.transforms.preprocessing import NUMERIC_KEY, custom_config, feature_key, preprocessing_fn, transformed_name
 from tfx_tabular.transforms.vocabularies import EMPTY_VOCABULARY_VALUE
 
 SCALINGS = ['z_score', 'min_max', 'log', 'raw']
@@ -112,7 +113,7 @@ def wide(tmp_path_factory):
     out_dir = str(tmp_path_factory.mktemp('wide'))
     transformed, _ = run_transform(_config(features), rows, spec, out_dir)
     outputs = {k: np.array([row[k] for row in transformed]) for k in transformed[0]}
-    return features, rows, outputs, out_dir
+    return features, rows, {**outputs, **per_feature(outputs, _config(features).features)}, out_dir
 
 
 def test_every_numeric_column_is_scaled_by_its_own_statistics(wide):
@@ -165,16 +166,18 @@ def test_a_line_break_and_a_blank_are_out_of_vocabulary(wide):
     assert outputs['sparse_xf'][0] == 0 and all(1 <= i < 4 for i in outputs['sparse_xf'][1:])
 
 
-def test_each_output_is_computed_from_its_own_column(wide):
+def test_walking_every_output_is_linear_in_the_width(wide):
     """tf.Transform walks every output's subgraph back to the inputs whenever it loads the graph (each Beam worker,
-    the Trainer, the projector): outputs computed from a stack of all the columns make that quadratic in the width.
-    In the written graph, each numeric output's subgraph holds its own input and a few ops, not the others'."""
-    _, _, _, out_dir = wide
+    the Trainer, the projector): outputs each computed from a stack of all the columns would make that quadratic in
+    the width. The numeric columns come out as one block; each id output's subgraph holds its own column only."""
+    _, _, outputs, out_dir = wide
+    assert outputs[NUMERIC_KEY].shape[1] == WIDTH
     transform_fn = tf.saved_model.load(os.path.join(out_dir, 'transform_fn')).transform_fn
     graph = (transform_fn.concrete_functions[0] if hasattr(transform_fn, 'concrete_functions') else transform_fn).graph
     captured = {t.op.name for t in graph.internal_captures}
     inputs = {t.op.name for t in graph.inputs} - captured
-    assert len(inputs) >= 3 * WIDTH and len(graph.get_operations()) > 20 * WIDTH
+    assert len(inputs) >= 3 * WIDTH
+    walked = 0
     for tensor in graph.outputs:
         seen, stack = set(), [tensor.op]
         while stack:
@@ -182,5 +185,7 @@ def test_each_output_is_computed_from_its_own_column(wide):
             if op.name not in seen:
                 seen.add(op.name)
                 stack.extend(t.op for t in op.inputs)
-        # One column's input (a column with blanks is a SparseTensor: indices, values, shape).
-        assert len(seen & inputs) <= 3 and len(seen) < 100, (tensor.name, len(seen & inputs), len(seen))
+        walked += len(seen)
+        if len(seen & inputs) > 3:  # more than one column's input (a sparse one is indices, values, shape)
+            assert len(seen & inputs) >= 3 * WIDTH, tensor.name  # only the numeric block reads many columns
+    assert walked < 2 * len(graph.get_operations())

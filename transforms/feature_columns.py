@@ -1,30 +1,31 @@
 """Feature columns built from the config and the tf.Transform output: the one input definition every model uses.
 
-The numeric features together become one dense column (`NumericBlock`); every id feature (vocabulary, quantile
+The numeric features, one [batch, n] tf.Transform output, become one dense column (`NumericBlock`); every id feature (vocabulary, quantile
 bucket, hash, cross) becomes an identity column of the size tf.Transform produced, which a DNN sees one-hot
 (indicator column) or, with `embedding_dim`, through a learnt embedding; the wide (linear) part of a wide-and-deep
 model sees it one-hot. Keras layers and canned estimators read the same columns: an estimator's
 `dnn/input_from_feature_columns` layer is the Keras `DenseFeatures` over them.
 """
 import collections
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow.python.feature_column import serialization
 
 from tfx_tabular.pipeline.core.config import CategoricalFeature
-from tfx_tabular.transforms.preprocessing import feature_key, transformed_name
+from tfx_tabular.transforms.preprocessing import NUMERIC_KEY, feature_key, transformed_name
 
 
 @serialization.register_feature_column  # so that Keras can load a model using it from its config
-class NumericBlock(tf.__internal__.feature_column.DenseColumn, collections.namedtuple('NumericBlock', ('keys',))):
-    """The numeric features `keys` (transformed, rank-1 floats) side by side as one dense input of width len(keys).
+class NumericBlock(tf.__internal__.feature_column.DenseColumn, collections.namedtuple('NumericBlock', ('names',))):
+    """The numeric features `names` as tf.Transform emits them: side by side in one [batch, len(names)] float
+    output (`NUMERIC_KEY`), read as one dense input.
 
     One `numeric_column` per feature costs a model's input layer about ten ops per feature in every trace (training,
     evaluation, each exported signature), and the SavedModel stores them all: with a thousand numeric columns, most
-    of the Trainer's time and of the time the Evaluator and the projector spend loading the model. Reading the
-    features side by side costs one op each. The model sees the same values, in `keys` order.
+    of the Trainer's time and of the time the Evaluator and the projector spend loading the model. The block is one
+    op. `names` (the CSV columns, in config order) say what each input dimension is.
     """
 
     @property
@@ -37,36 +38,49 @@ class NumericBlock(tf.__internal__.feature_column.DenseColumn, collections.named
 
     @property
     def parse_example_spec(self):
-        return {key: tf.io.FixedLenFeature([], tf.float32) for key in self.keys}
+        return {NUMERIC_KEY: tf.io.FixedLenFeature([len(self.names)], tf.float32)}
 
     def transform_feature(self, transformation_cache, state_manager):
-        # The cache gives a rank-1 feature as [batch, 1].
-        return tf.concat([tf.cast(transformation_cache.get(key, state_manager), tf.float32) for key in self.keys],
-                         axis=1)
+        return tf.cast(transformation_cache.get(NUMERIC_KEY, state_manager), tf.float32)
 
     @property
     def variable_shape(self):
-        return tf.TensorShape([len(self.keys)])
+        return tf.TensorShape([len(self.names)])
 
     def get_dense_tensor(self, transformation_cache, state_manager):
         return transformation_cache.get(self, state_manager)
 
     @property
     def parents(self) -> List[str]:
-        return list(self.keys)
+        return [NUMERIC_KEY]
 
     def get_config(self):
-        return {'keys': list(self.keys)}
+        return {'names': list(self.names)}
 
     @classmethod
     def from_config(cls, config, custom_objects=None, columns_by_name=None):
-        return cls(tuple(config['keys']))
+        return cls(tuple(config['names']))
+
+
+def numeric_names(features: Dict) -> List[str]:
+    """The numeric features, in the order of the columns of the `NUMERIC_KEY` block."""
+    return [n for n, spec in features.items() if spec.kind == 'numeric']
 
 
 def numeric_block(features: Dict) -> List[NumericBlock]:
     """[the block of every numeric feature], or [] without numeric features."""
-    keys: Tuple[str, ...] = tuple(transformed_name(n) for n, spec in features.items() if spec.kind == 'numeric')
-    return [NumericBlock(keys)] if keys else []
+    names = numeric_names(features)
+    return [NumericBlock(tuple(names))] if names else []
+
+
+def per_feature(transformed: Dict, features: Dict) -> Dict:
+    """Transformed features keyed one per feature (`<key>_xf`), the numeric block split into its columns: for
+    readers that take each feature on its own (the trees). Works on NumPy arrays and tensors alike."""
+    out = {k: v for k, v in transformed.items() if k != NUMERIC_KEY}
+    if NUMERIC_KEY in transformed:
+        block = transformed[NUMERIC_KEY]
+        out.update({transformed_name(n): block[:, j] for j, n in enumerate(numeric_names(features))})
+    return out
 
 
 def num_ids(name: str, spec, tf_transform_output: tft.TFTransformOutput) -> int:
@@ -109,9 +123,10 @@ def linear_columns(features: Dict, tf_transform_output: tft.TFTransformOutput, n
 
 
 def keras_inputs(features: Dict) -> Dict[str, tf.keras.Input]:
-    """One rank-1 Keras input per transformed feature, typed as preprocessing_fn emits it."""
-    return {
-        transformed_name(name): tf.keras.Input(
-            shape=(), name=transformed_name(name), dtype=tf.float32 if spec.kind == 'numeric' else tf.int64)
-        for name, spec in features.items()
-    }
+    """The Keras inputs, typed as preprocessing_fn emits them: the numeric block, then one rank-1 id input per
+    other transformed feature."""
+    inputs = {NUMERIC_KEY: tf.keras.Input(shape=(len(names),), name=NUMERIC_KEY, dtype=tf.float32)
+              for names in [numeric_names(features)] if names}
+    inputs.update({transformed_name(name): tf.keras.Input(shape=(), name=transformed_name(name), dtype=tf.int64)
+                   for name, spec in features.items() if spec.kind != 'numeric'})
+    return inputs

@@ -2,7 +2,9 @@
 
 TFX's Transform component calls `preprocessing_fn(inputs, custom_config)`; the pipeline passes the config's
 feature and label sections as `custom_config`, so this one function serves every config.
-Every output is a rank-1 tensor named `<feature key>_xf`: floats for numeric features, int64 ids for the rest.
+The numeric features come out side by side as one `[batch, n]` float output, `NUMERIC_KEY`, in config order; every
+other feature is a rank-1 int64 id tensor named `<feature key>_xf`. One output for all the numeric columns keeps the
+per-column cost (graph ops traced, outputs written and parsed, signature tensors) small on wide CSVs.
 
 Raw inputs keep the CSV's own column names (tf.Example keys take any string); where TensorFlow needs an
 identifier (transformed keys, vocabulary files, Keras inputs, the `serving_raw` arguments) it gets `feature_key`.
@@ -21,6 +23,7 @@ from tfx_tabular.pipeline.core.config import Feature, LabelConfig
 from tfx_tabular.transforms.vocabularies import vocabularies
 
 LABEL_VOCABULARY = '_label_vocabulary'  # cannot clash with a feature_key
+NUMERIC_KEY = 'numeric_features'  # cannot clash with a transformed name: those end in _xf
 CROSS_SEPARATOR = '_X_'
 
 
@@ -75,13 +78,19 @@ def parse_custom_config(custom_config: Dict[str, Any]):
     return features, LabelConfig(**custom_config['label'])
 
 
-def _numbers(x) -> tf.Tensor:
-    """A numeric column as rank-1 float32, NaN where a row has no value (a column with blanks arrives as a
+def _number_column(x) -> tf.Tensor:
+    """A numeric column as [batch, 1] float32, NaN where a row has no value (a column with blanks arrives as a
     SparseTensor). tf.Transform's mean, var and quantiles analyzers skip NaN, so one pass sees the present values."""
     if isinstance(x, tf.SparseTensor):
         x = tf.sparse.to_dense(tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), [x.dense_shape[0], 1]),
                                default_value=float('nan'))
-    return _rank_1(tf.cast(x, tf.float32))
+    x = tf.cast(x, tf.float32)
+    return x if x.shape.rank == 2 and x.shape[1] == 1 else tf.reshape(x, [-1, 1])
+
+
+def _numbers(x) -> tf.Tensor:
+    """A numeric column as rank-1 float32, NaN where a row has no value."""
+    return _rank_1(_number_column(x))
 
 
 def _rank_1(x: tf.Tensor) -> tf.Tensor:
@@ -121,32 +130,27 @@ def _mean(x):
     return _finite(tft.mean(x, reduce_instance_dims=False))
 
 
-def _scaled(columns: List[tf.Tensor], blanks: List[bool], scaling: str) -> List[tf.Tensor]:
-    """Numeric columns (rank-1, NaN where missing; `blanks`: whether a column can miss values at all) filled with
-    their mean and scaled, their statistics computed together by elementwise analyzers over the stacked columns: a
-    handful of analyzers, one analysis phase, however many columns.
-
-    Each output is computed from its own column and its slice of the statistics, in as few ops as it takes, never
-    from the stack: tf.Transform walks every output's subgraph back to its inputs whenever it loads the graph, and
-    traces this function several times, so both the size of each output's subgraph and the ops per column count.
+def _scaled(x: tf.Tensor, scaling: str) -> tf.Tensor:
+    """Numeric columns side by side (`x`: [batch, k], NaN where missing) filled with their mean and scaled, the
+    statistics from elementwise analyzers over `x`: a handful of analyzers, one analysis phase, a few ops in all,
+    however many columns.
 
     The result is what filling first and then scaling the filled column gives (`log`: log1p of the filled value).
     That would take a second phase (the mean, then the filled column's statistics), so the filled column's mean and
     variance are derived from the present values' instead: a share p of present values with mean m and variance v,
     the rest at the fill value f, has mean p*m + (1-p)*f and variance p*(v + (m - mean)^2) + (1-p)*(f - mean)^2.
     """
-    x = tf.stack(columns, axis=1)
     present = tf.logical_not(tf.math.is_nan(x))
     mean = _mean(x)
+    filled = tf.where(present, x, mean)
     if scaling == 'raw':
-        return [_filled(c, b, m) for c, b, m in zip(columns, blanks, tf.unstack(mean))]
+        return filled
     if scaling == 'min_max':
         low = tft.min(tf.where(present, x, float('inf')), reduce_instance_dims=False)
         high = tft.max(tf.where(present, x, float('-inf')), reduce_instance_dims=False)
         spread = tf.where(low < high, high - low, 0.0)
         # As tft.scale_to_0_1: a constant column goes through a sigmoid.
-        return [tf.where(d > 0, (f - lo) / tf.where(d > 0, d, 1.0), tf.math.sigmoid(f)) for f, lo, d in
-                zip(map(_filled, columns, blanks, tf.unstack(mean)), tf.unstack(low), tf.unstack(spread))]
+        return tf.where(spread > 0, (filled - low) / tf.where(spread > 0, spread, 1.0), tf.math.sigmoid(filled))
     transform = _log1p if scaling == 'log' else (lambda values: values)
     values = tf.where(present, transform(x), float('nan'))
     fill, values_mean = transform(mean), _mean(values)
@@ -157,8 +161,21 @@ def _scaled(columns: List[tf.Tensor], blanks: List[bool], scaling: str) -> List[
                   + (1 - share) * tf.square(fill - filled_mean))
     # As tft.scale_to_z_score: a column without spread is only centred.
     std = tf.where(filled_var > 0, tf.sqrt(filled_var), 1.0)
-    return [(transform(_filled(c, b, fill_value)) - m) / s for c, b, fill_value, m, s in
-            zip(columns, blanks, tf.unstack(mean), tf.unstack(filled_mean), tf.unstack(std))]
+    return (transform(filled) - filled_mean) / std
+
+
+def _numeric_block(inputs: Dict[str, Any], features: Dict) -> tf.Tensor:
+    """Every numeric feature scaled, side by side in config order ([batch, n]): the columns of one scaling are
+    scaled together (`_scaled`), then one gather puts the groups back in config order."""
+    names = [n for n, spec in features.items() if spec.kind == 'numeric']
+    groups = _groups(features, 'numeric', lambda spec: spec.scaling)
+    blocks = [_scaled(tf.concat([_number_column(inputs[n]) for n in group], axis=1), scaling)
+              for scaling, group in groups.items()]
+    order = [n for group in groups.values() for n in group]
+    if order == names:
+        return blocks[0] if len(blocks) == 1 else tf.concat(blocks, axis=1)
+    position = {n: i for i, n in enumerate(order)}
+    return tf.gather(tf.concat(blocks, axis=1), [position[n] for n in names], axis=1)
 
 
 def _filled(column: tf.Tensor, blanks: bool, value: tf.Tensor) -> tf.Tensor:
@@ -203,14 +220,13 @@ def _groups(features: Dict, kind: str, by) -> Dict[Any, List[str]]:
 
 
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
-    """Columns are transformed in groups, never one analyzer per column: numeric columns of one scaling are stacked
-    and scaled together, bucketized columns of one bucket count share a quantiles analyzer, and every categorical
+    """Columns are transformed in groups, never one analyzer per column: numeric columns are stacked and scaled
+    together (one output, `NUMERIC_KEY`), bucketized columns of one bucket count share a quantiles analyzer, and every categorical
     column's vocabulary comes from one analyzer, so Transform's cost grows with the rows, not with the columns."""
     features, label = parse_custom_config(custom_config)
     outputs, cross_values = {}, {}
-    for scaling, names in _groups(features, 'numeric', lambda spec: spec.scaling).items():
-        scaled = _scaled([_numbers(inputs[n]) for n in names], [_sparse(inputs[n]) for n in names], scaling)
-        outputs.update(zip(map(transformed_name, names), scaled))
+    if any(spec.kind == 'numeric' for spec in features.values()):
+        outputs[NUMERIC_KEY] = _numeric_block(inputs, features)
     for buckets, names in _groups(features, 'bucketized', lambda spec: spec.buckets).items():
         columns, blanks = [_numbers(inputs[n]) for n in names], [_sparse(inputs[n]) for n in names]
         for name, ids in zip(names, _bucketized(columns, blanks, buckets)):

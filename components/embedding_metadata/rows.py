@@ -14,6 +14,7 @@ from tfx_tabular.components.embedding_metadata.network import Network, Segment
 from tfx_tabular.components.embedding_metadata.projector import ProjectorTensor
 from tfx_tabular.components.embedding_metadata.values import MISSING, Row, ValueCatalog
 from tfx_tabular.transforms.feature_columns import NumericBlock
+from tfx_tabular.transforms.preprocessing import transformed_name
 
 FEATURE_HEADER = ['label', 'feature', 'kind', 'value', 'frequency']
 UNIT_HEADER = ['label', 'layer', 'unit', 'active_rate', 'top_inputs']
@@ -40,7 +41,7 @@ def input_rows(segments: List[Segment], catalog: ValueCatalog) -> List[Row]:
         elif hasattr(column, 'categorical_column'):  # indicator: one row per id
             got = catalog.id_rows(column.categorical_column.key, column.categorical_column.num_buckets)
         elif isinstance(column, NumericBlock):  # one row per numeric feature, side by side
-            got = [row for key in column.keys for row in catalog.numeric_rows(key, 1)]
+            got = [row for name in column.names for row in catalog.numeric_rows(transformed_name(name), 1)]
         elif hasattr(column, 'key'):
             got = catalog.numeric_rows(column.key, segment.width)
         else:

@@ -87,7 +87,7 @@ def train_estimator(fn_args, features, label, names, tf_transform_output, model_
     inputs = keras_inputs(features)
 
     def receiver():
-        placeholders = {k: tf.compat.v1.placeholder(i.dtype, [None], name=k) for k, i in inputs.items()}
+        placeholders = {k: tf.compat.v1.placeholder(i.dtype, i.shape, name=k) for k, i in inputs.items()}
         return tf.estimator.export.ServingInputReceiver(placeholders, placeholders)
 
     export_base = os.path.join(fn_args.model_run_dir, ESTIMATOR_EXPORT)

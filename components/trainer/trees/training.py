@@ -24,7 +24,7 @@ from tfx_bsl.public import tfxio
 from tfx_tabular.components.trainer.curves import CURVES_FILE, plot_curves
 from tfx_tabular.components.trainer.data import multi_hot
 from tfx_tabular.components.trainer.trees.compile import CompiledTrees, forest_from_ydf
-from tfx_tabular.transforms.feature_columns import num_ids
+from tfx_tabular.transforms.feature_columns import num_ids, per_feature
 from tfx_tabular.transforms.preprocessing import label_key, transformed_name
 
 IMPORTANCES_FILE = 'feature_importances.json'
@@ -34,10 +34,10 @@ CURVE_POINTS = 25
 NUMERICAL_KINDS = ('numeric', 'bucketized')
 
 
-def read_split(fn_args, files: List[str], tf_transform_output, label, n_classes: int
+def read_split(fn_args, files: List[str], tf_transform_output, features: Dict, label, n_classes: int
                ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-    """Every transformed example of `files` once, in file order: ({key: values}, labels). Labels are class ids,
-    or for a multi-label label a [rows, classes] 0/1 matrix."""
+    """Every transformed example of `files` once, in file order: ({key: values}, one key per feature), labels).
+    Labels are class ids, or for a multi-label label a [rows, classes] 0/1 matrix."""
     dataset = fn_args.data_accessor.tf_dataset_factory(
         files, tfxio.TensorFlowDatasetOptions(batch_size=BATCH, label_key=label_key(label), num_epochs=1,
                                               shuffle=False),
@@ -45,8 +45,8 @@ def read_split(fn_args, files: List[str], tf_transform_output, label, n_classes:
     columns: Dict[str, List[np.ndarray]] = {}
     labels = []
     for x, y in dataset:
-        for key, value in x.items():
-            columns.setdefault(key, []).append(value.numpy().reshape(-1))
+        for key, value in per_feature(x, features).items():
+            columns.setdefault(key, []).append(tf.reshape(value, [-1]).numpy())
         labels.append((multi_hot(y, n_classes, tf.int64) if label.type == 'multilabel' else y).numpy())
     if not labels:
         raise ValueError(f'no transformed examples in {files}; the trees have nothing to train on')
@@ -148,8 +148,8 @@ def train_trees(fn_args, features: Dict, label, names: List[str], tf_transform_o
     """The Trainer's path for gradient_boosted_trees: read, train, compile, write curves and importances.
     Returns (the module to save, transformed features -> probabilities)."""
     n = len(names)
-    x, y = read_split(fn_args, fn_args.train_files, tf_transform_output, label, n)
-    valid_x, valid_y = read_split(fn_args, fn_args.eval_files, tf_transform_output, label, n)
+    x, y = read_split(fn_args, fn_args.train_files, tf_transform_output, features, label, n)
+    valid_x, valid_y = read_split(fn_args, fn_args.eval_files, tf_transform_output, features, label, n)
     keys = [transformed_name(f) for f in features]
     x, valid_x = {k: x[k] for k in keys}, {k: valid_x[k] for k in keys}
     models = train_models(x, y, valid_x, valid_y, features, label.type, model_cfg['trees'], model_cfg['seed'])
@@ -167,4 +167,4 @@ def train_trees(fn_args, features: Dict, label, names: List[str], tf_transform_o
         json.dump(feature_importances(models, features), f, indent=1)
     holder = tf.Module()
     holder.trees = compiled
-    return holder, compiled
+    return holder, lambda transformed: compiled(per_feature(transformed, features))
