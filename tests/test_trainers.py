@@ -235,5 +235,6 @@ def parse_features(config):
 
 
 def network_inputs(transform_dir, rows):
-    from tfx_tabular.components.embedding_metadata.data import transform
-    return transform(tft.TFTransformOutput(transform_dir), [_example(r) for r in rows])
+    from tfx_tabular.components.embedding_metadata.data import parse_and_transform
+    _, transformed = parse_and_transform(tft.TFTransformOutput(transform_dir))(tf.constant([_example(r) for r in rows]))
+    return {k: v.numpy() for k, v in transformed.items() if not isinstance(v, tf.SparseTensor)}

@@ -5,7 +5,7 @@ Labels need both sides of the transform: the raw value a person recognises (`Par
 """
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -37,37 +37,52 @@ def split_files(examples_artifact, split: str) -> List[str]:
 
 
 def _first_values(tensor) -> List[RawValue]:
+    """Each row's first value (None when the row has none), from the tensor's arrays at once: on a wide CSV this
+    runs for every column of every batch."""
     if isinstance(tensor, tf.SparseTensor):
-        rows = tf.RaggedTensor.from_sparse(tensor).to_list()
+        rows, values, n = tensor.indices.numpy()[:, 0], tensor.values.numpy(), int(tensor.dense_shape[0])
+        first = np.full(n, None, dtype=object)
+        present, at = np.unique(rows, return_index=True)  # indices are in row order: the first entry of each row
+        first[present] = values[at]
     else:
         array = tensor.numpy()
-        rows = array.reshape(array.shape[0], -1).tolist()
-    return [_plain(row[0]) if row else None for row in rows]
+        first = array.reshape(array.shape[0], -1)[:, 0] if array.size else np.full(array.shape[0], None, object)
+    first = first.tolist()
+    return [_plain(v) for v in first] if tensor.dtype == tf.string else first
 
 
 def _plain(value) -> RawValue:
     return value.decode('utf-8', errors='replace') if isinstance(value, bytes) else value
 
 
-def transform(tft_output: tft.TFTransformOutput, serialized: Sequence[bytes], layer=None) -> Dict[str, np.ndarray]:
-    """The transform graph applied to serialized raw tf.Examples, as numpy arrays."""
-    layer = layer or tft_output.transform_features_layer()
-    parsed = tf.io.parse_example(tf.constant(list(serialized)), tft_output.raw_feature_spec())
-    return {k: v.numpy() for k, v in layer(parsed).items() if not isinstance(v, tf.SparseTensor)}
+def parse_and_transform(tft_output: tft.TFTransformOutput):
+    """serialized raw tf.Examples -> (parsed raw features, transformed features), as one tf.Function.
+
+    Called eagerly, the transform layer's function first fails to bind its inputs to its structured signature and
+    formats every input tensor into the error it then discards: seconds per batch on a wide CSV. Traced once
+    here, that happens on symbolic tensors."""
+    layer = tft_output.transform_features_layer()
+    spec = tft_output.raw_feature_spec()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def run(serialized):
+        parsed = tf.io.parse_example(serialized, spec)
+        return parsed, layer(parsed)
+    return run
 
 
 def read_split(files: List[str], tft_output: tft.TFTransformOutput, limit: int) -> Split:
     spec = tft_output.raw_feature_spec()
-    layer = tft_output.transform_features_layer()
+    run = parse_and_transform(tft_output)
     split = Split([], {k: [] for k in spec}, {})
     chunks: Dict[str, List[np.ndarray]] = {}
     dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').take(limit).batch(BATCH)
     for batch in dataset:
-        parsed = tf.io.parse_example(batch, spec)
+        parsed, transformed = run(batch)
         split.serialized += batch.numpy().tolist()
         for key, tensor in parsed.items():
             split.raw[key] += _first_values(tensor)
-        for key, tensor in layer(parsed).items():
+        for key, tensor in transformed.items():
             if not isinstance(tensor, tf.SparseTensor):
                 chunks.setdefault(key, []).append(tensor.numpy())
     split.transformed = {k: np.concatenate(v) for k, v in chunks.items()}
@@ -85,7 +100,7 @@ class TransformProbe:
         self.tft_output = tft_output
         self.spec = tft_output.raw_feature_spec()
         self.template = tf.train.Example.FromString(template)
-        self.layer = tft_output.transform_features_layer()
+        self.run = parse_and_transform(tft_output)
 
     def dtype(self, column: str) -> tf.DType:
         return self.spec[column].dtype
@@ -107,4 +122,5 @@ class TransformProbe:
         return example.SerializeToString()
 
     def __call__(self, overrides: List[Dict[str, RawValue]]) -> Dict[str, np.ndarray]:
-        return transform(self.tft_output, [self._example(o) for o in overrides], self.layer)
+        _, transformed = self.run(tf.constant([self._example(o) for o in overrides]))
+        return {k: v.numpy() for k, v in transformed.items() if not isinstance(v, tf.SparseTensor)}

@@ -101,8 +101,11 @@ def eval_config(config, n_classes: int) -> tfma.EvalConfig:
             specs.append(tfma.MetricsSpec(metrics=fairness_indicators, binarize=tfma.BinarizationOptions(
                 class_ids={'values': list(range(n_classes))})))
     _add_change_thresholds(specs, names, config.evaluation.max_drop)
+    # Every kind is evaluated through its signatures, so TFMA may load it as a plain SavedModel (tf_generic): left
+    # unset, TFMA first loads the model with Keras to find out whether it is one, then loads it again with Keras.
     candidate = tfma.ModelSpec(name='candidate', signature_name='serving_default', label_key=label_key(config.label),
-                               prediction_key=PREDICTION_KEY, preprocessing_function_names=['transform_features'])
+                               prediction_key=PREDICTION_KEY, preprocessing_function_names=['transform_features'],
+                               model_type=tfma.TF_GENERIC)
     baseline = tfma.ModelSpec()
     baseline.CopyFrom(candidate)
     baseline.name, baseline.is_baseline = 'baseline', True
