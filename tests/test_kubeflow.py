@@ -1,10 +1,9 @@
 """Kubeflow Pipelines 2.x: the compiled package is the local pipeline, parses strictly, and runs on open-source KFP.
 
 Also: Beam profiles parse with Beam's own PipelineOptions, the Kubernetes manifests parse into the kubernetes
-client's models, `submit` drives kfp's real Client against a fake KFP API on 127.0.0.1, the image's s3:// hook, and
-the streaming CsvExampleGen writes what TFX's writes. Speed and memory at scale: bench/scale.py.
+client's models, `submit` drives kfp's real Client against a fake KFP API on 127.0.0.1, and the image's s3:// hook.
+The streaming CsvExampleGen against TFX's: test_csv_example_gen.py.
 """
-import csv
 import glob
 import http.server
 import json
@@ -559,50 +558,3 @@ def test_image_pth_hook_imports_the_filesystem_plugin_right_after_tensorflow(tmp
     result = subprocess.run([sys.executable, '-c', code, str(site_packages)], capture_output=True, text=True, env=env,
                             timeout=300)
     assert result.stdout.split() == ['False', 'True'], result.stderr[-2000:]
-
-
-# ---- Beam at scale: the streaming CsvExampleGen ----------------------------------------------------------------
-
-def _examples_by_split(component, csv_dir, root):
-    """Runs one ExampleGen with LocalDagRunner; returns {split: sorted serialized examples}."""
-    import tensorflow as tf
-    from tfx import v1 as tfx
-    from tfx.orchestration import metadata
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name='example-gen', pipeline_root=str(root / 'root'), components=[component(input_base=csv_dir)],
-        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(root / 'metadata.sqlite')),
-        beam_pipeline_args=['--direct_running_mode=in_memory'])
-    tfx.orchestration.LocalDagRunner().run(pipeline)
-    splits = {}
-    for folder in glob.glob(str(root / 'root' / 'CsvExampleGen' / 'examples' / '*' / 'Split-*')):
-        files = glob.glob(os.path.join(folder, '*.gz'))
-        splits[os.path.basename(folder)] = sorted(tf.data.TFRecordDataset(files, 'GZIP').as_numpy_iterator())
-    return splits
-
-
-def test_streaming_csv_example_gen_writes_what_tfx_csv_example_gen_writes(tmp_path):
-    """Same examples in the same splits as TFX's executor, on ints, floats, strings, blanks and quoted newlines."""
-    from tfx import v1 as tfx
-    from tfx_tabular.components.csv_example_gen.component import StreamingCsvExampleGen
-    data = tmp_path / 'data'
-    data.mkdir()
-    rows = [(i, f'{i * 0.5:.1f}', ['a', 'b,c', '"q"', 'line\nbreak'][i % 4] if i % 7 else '', 'xy'[i % 2])
-            for i in range(80)]
-    for name, part in (('part-0.csv', rows[:50]), ('part-1.csv', rows[50:])):
-        with open(data / name, 'w', newline='', encoding='utf-8') as f:
-            csv.writer(f).writerows([('n', 'x', 'text', 'y')] + part)
-    (tmp_path / 'tfx').mkdir()
-    (tmp_path / 'ours').mkdir()
-    expected = _examples_by_split(tfx.components.CsvExampleGen, str(data), tmp_path / 'tfx')
-    ours = _examples_by_split(StreamingCsvExampleGen, str(data), tmp_path / 'ours')
-    assert set(ours) == {'Split-train', 'Split-eval'} and sum(len(v) for v in ours.values()) == 80
-    assert ours == expected
-
-
-@pytest.mark.parametrize('args, local', [
-    ([], True), (['--direct_running_mode=multi_processing'], True), (['--runner=DirectRunner'], True),
-    (['--runner=DataflowRunner', '--project=p'], False), (['--runner=PortableRunner'], False),
-])
-def test_reshuffle_is_skipped_only_on_the_local_runner(args, local):
-    from tfx_tabular.components.csv_example_gen.executor import runs_locally
-    assert runs_locally(args) is local
