@@ -9,9 +9,9 @@ request when the last one is answered), prints p50/p99 latency and throughput of
     `tf.saved_model.load(...).signatures[...]` calls it;
   - session: the same through a TensorFlow session callable in this process, the way TF Serving (and this
     server) runs a model: the cost of the model alone;
-and the gRPC rows' ratios to the floor, the CPU each request cost (the bench process's; for gRPC rows, the client's
-and the server process's together) and the load average, since client threads, server and whatever else runs share
-the machine's cores.
+and the gRPC rows' ratios to the floor (measured again just before each gRPC cell), the CPU each request cost
+(the bench process's; for gRPC rows, the client's and the server process's together) and the load average, since
+client threads, server and whatever else runs share the machine's cores.
 
     .venv/bin/python bench/serving.py [--model_base_path serving_models/penguins] [--csv rows.csv |
         --examples 'Split-eval/*.gz' | --config data/penguins/config.yaml] [--seconds 4]
@@ -224,12 +224,14 @@ def main():
         signature = tf.saved_model.load(model_dir).signatures[args.signature]
         session = session_floor(model_dir, args.signature)
 
-        results = {}
+        results, reference = {}, {}
+        floor_call = {batch: (lambda inputs=tf.constant(examples[:batch]): signature(inputs=inputs))
+                      for batch in BATCHES}
         for batch in BATCHES:
-            inputs, array = tf.constant(examples[:batch]), np.array(examples[:batch], dtype=object)
+            array = np.array(examples[:batch], dtype=object)
             for c in CONCURRENCY:
-                results[('floor', batch, c)] = stats(
-                    closed_loop(lambda: signature(inputs=inputs), c, args.seconds), batch, args.seconds)
+                results[('floor', batch, c)] = stats(closed_loop(floor_call[batch], c, args.seconds), batch,
+                                                     args.seconds)
                 results[('session', batch, c)] = stats(
                     closed_loop(lambda: session(array), c, args.seconds), batch, args.seconds)
         batching_file = os.path.join(tmp, 'batching.txt')
@@ -247,10 +249,14 @@ def main():
                         request.input.example_list.examples.add().ParseFromString(e)
                     stub.Classify(request, timeout=30)
                     for c in CONCURRENCY:
+                        kind = 'gRPC, batching' if batching else 'gRPC'
+                        # The floor again, just before: the load of a shared machine drifts over the minutes a run
+                        # takes, so a ratio is only worth something between two measurements seconds apart.
+                        reference[(kind, batch, c)] = stats(closed_loop(floor_call[batch], c, args.seconds), batch,
+                                                            args.seconds)
                         measured = closed_loop(lambda: stub.Classify(request, timeout=30), c, args.seconds,
                                                server_pid=proc.pid)
-                        results[('gRPC, batching' if batching else 'gRPC', batch, c)] = stats(
-                            measured, batch, args.seconds)
+                        results[(kind, batch, c)] = stats(measured, batch, args.seconds)
                 channel.close()
             finally:
                 proc.terminate()
@@ -259,7 +265,9 @@ def main():
     load = ' to '.join(f'{x:.1f}' for x in (load_before, os.getloadavg()[0]))
     print(f'\nBenchmark: Classify on {name} ({len(examples[0])}-byte tf.Examples from {source}), {os.cpu_count()} '
           f'cores, {args.seconds:g} s per cell, client threads and server on the same machine; load average '
-          f'{load}. CPU µs/req: this process\'s CPU (gRPC rows: client and server process) per request')
+          f'{load}. CPU µs/req: this process\'s CPU (gRPC rows: client and server process) per request; gRPC rows '
+          f'are compared with the floor measured just before each of them ({args.seconds:g} s, same batch and '
+          f'concurrency), the floor rows show the first measurement')
     print('| path | batch | concurrency | p50 ms | p99 ms | rows/s | CPU µs/req | p50 vs floor | rows/s vs floor |')
     print('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
     for kind in ('floor', 'session', 'gRPC', 'gRPC, batching'):
@@ -268,7 +276,7 @@ def main():
                 r = results.get((kind, batch, c))
                 if r is None:
                     continue
-                floor = results[('floor', batch, c)]
+                floor = reference.get((kind, batch, c), results[('floor', batch, c)])
                 print(f'| {kind} | {batch} | {c} | {r["p50_ms"]:.2f} | {r["p99_ms"]:.2f} | {r["rows_per_s"]:,.0f} | '
                       f'{r["cpu_us"]:,.0f} | {r["p50_ms"] / floor["p50_ms"]:.1f}x | '
                       f'{r["rows_per_s"] / floor["rows_per_s"]:.2f}x |')
