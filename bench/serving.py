@@ -9,7 +9,9 @@ request when the last one is answered), prints p50/p99 latency and throughput of
     `tf.saved_model.load(...).signatures[...]` calls it;
   - session: the same through a TensorFlow session callable in this process, the way TF Serving (and this
     server) runs a model: the cost of the model alone;
-and the gRPC rows' ratios to the floor. Client threads and server share the machine's cores.
+and the gRPC rows' ratios to the floor (measured again just before each gRPC cell), the CPU each request cost
+(the bench process's; for gRPC rows, the client's and the server process's together) and the load average, since
+client threads, server and whatever else runs share the machine's cores.
 
     .venv/bin/python bench/serving.py [--model_base_path serving_models/penguins] [--csv rows.csv |
         --examples 'Split-eval/*.gz' | --config data/penguins/config.yaml] [--seconds 4]
@@ -121,11 +123,28 @@ def start_server(base_path: str, name: str, batching_file: str = ''):
     return proc, match[1]
 
 
-def closed_loop(call, concurrency: int, seconds: float, warmup: float = 0.5):
-    """Latencies (s) of `call()` from `concurrency` threads over `seconds`, after a warm-up."""
+def cpu_seconds(pid: int = 0) -> float:
+    """CPU time (user + system) used so far by process `pid` (0: this one), all its threads."""
+    if not pid:
+        return time.process_time()
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def closed_loop(call, concurrency: int, seconds: float, warmup: float = 0.5, server_pid: int = 0):
+    """Latencies (s) of `call()` from `concurrency` threads over `seconds`, after a warm-up, and the CPU seconds
+    this process and the server (if any) used meanwhile."""
     latencies, lock = [], threading.Lock()
     start = time.monotonic()
     measure_from, stop_at = start + warmup, start + warmup + seconds
+    cpu = [0.0]
+
+    def measure():  # CPU of the measured seconds only, not of the warm-up
+        time.sleep(max(0.0, measure_from - time.monotonic()))
+        before = cpu_seconds() + (cpu_seconds(server_pid) if server_pid else 0)
+        time.sleep(max(0.0, stop_at - time.monotonic()))
+        cpu[0] = cpu_seconds() + (cpu_seconds(server_pid) if server_pid else 0) - before
 
     def worker():
         mine = []
@@ -139,18 +158,19 @@ def closed_loop(call, concurrency: int, seconds: float, warmup: float = 0.5):
                 mine.append(t1 - t0)
         with lock:
             latencies.extend(mine)
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)] + [threading.Thread(target=measure)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return latencies
+    return latencies, cpu[0]
 
 
-def stats(latencies, rows: int, seconds: float):
+def stats(measured, rows: int, seconds: float):
+    latencies, cpu = measured
     lat = np.array(latencies) * 1000
     return {'p50_ms': float(np.percentile(lat, 50)), 'p99_ms': float(np.percentile(lat, 99)),
-            'rows_per_s': len(lat) * rows / seconds, 'requests': len(lat)}
+            'rows_per_s': len(lat) * rows / seconds, 'requests': len(lat), 'cpu_us': cpu / len(lat) * 1e6}
 
 
 def session_floor(model_dir: str, signature_name: str):
@@ -186,6 +206,7 @@ def main():
     from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
     from tfx_tabular.serving import model_config as mc
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         run_path = None
         if args.model_base_path:
@@ -203,12 +224,14 @@ def main():
         signature = tf.saved_model.load(model_dir).signatures[args.signature]
         session = session_floor(model_dir, args.signature)
 
-        results = {}
+        results, reference = {}, {}
+        floor_call = {batch: (lambda inputs=tf.constant(examples[:batch]): signature(inputs=inputs))
+                      for batch in BATCHES}
         for batch in BATCHES:
-            inputs, array = tf.constant(examples[:batch]), np.array(examples[:batch], dtype=object)
+            array = np.array(examples[:batch], dtype=object)
             for c in CONCURRENCY:
-                results[('floor', batch, c)] = stats(
-                    closed_loop(lambda: signature(inputs=inputs), c, args.seconds), batch, args.seconds)
+                results[('floor', batch, c)] = stats(closed_loop(floor_call[batch], c, args.seconds), batch,
+                                                     args.seconds)
                 results[('session', batch, c)] = stats(
                     closed_loop(lambda: session(array), c, args.seconds), batch, args.seconds)
         batching_file = os.path.join(tmp, 'batching.txt')
@@ -226,27 +249,37 @@ def main():
                         request.input.example_list.examples.add().ParseFromString(e)
                     stub.Classify(request, timeout=30)
                     for c in CONCURRENCY:
-                        latencies = closed_loop(lambda: stub.Classify(request, timeout=30), c, args.seconds)
-                        results[('gRPC, batching' if batching else 'gRPC', batch, c)] = stats(
-                            latencies, batch, args.seconds)
+                        kind = 'gRPC, batching' if batching else 'gRPC'
+                        # The floor again, just before: the load of a shared machine drifts over the minutes a run
+                        # takes, so a ratio is only worth something between two measurements seconds apart.
+                        reference[(kind, batch, c)] = stats(closed_loop(floor_call[batch], c, args.seconds), batch,
+                                                            args.seconds)
+                        measured = closed_loop(lambda: stub.Classify(request, timeout=30), c, args.seconds,
+                                               server_pid=proc.pid)
+                        results[(kind, batch, c)] = stats(measured, batch, args.seconds)
                 channel.close()
             finally:
                 proc.terminate()
                 proc.wait(30)
 
+    load = ' to '.join(f'{x:.1f}' for x in (load_before, os.getloadavg()[0]))
     print(f'\nBenchmark: Classify on {name} ({len(examples[0])}-byte tf.Examples from {source}), {os.cpu_count()} '
-          f'cores, {args.seconds:g} s per cell, client threads and server on the same machine')
-    print('| path | batch | concurrency | p50 ms | p99 ms | rows/s | p50 vs floor | rows/s vs floor |')
-    print('|---|---:|---:|---:|---:|---:|---:|---:|')
+          f'cores, {args.seconds:g} s per cell, client threads and server on the same machine; load average '
+          f'{load}. CPU µs/req: this process\'s CPU (gRPC rows: client and server process) per request; gRPC rows '
+          f'are compared with the floor measured just before each of them ({args.seconds:g} s, same batch and '
+          f'concurrency), the floor rows show the first measurement')
+    print('| path | batch | concurrency | p50 ms | p99 ms | rows/s | CPU µs/req | p50 vs floor | rows/s vs floor |')
+    print('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
     for kind in ('floor', 'session', 'gRPC', 'gRPC, batching'):
         for batch in BATCHES:
             for c in CONCURRENCY:
                 r = results.get((kind, batch, c))
                 if r is None:
                     continue
-                floor = results[('floor', batch, c)]
+                floor = reference.get((kind, batch, c), results[('floor', batch, c)])
                 print(f'| {kind} | {batch} | {c} | {r["p50_ms"]:.2f} | {r["p99_ms"]:.2f} | {r["rows_per_s"]:,.0f} | '
-                      f'{r["p50_ms"] / floor["p50_ms"]:.1f}x | {r["rows_per_s"] / floor["rows_per_s"]:.2f}x |')
+                      f'{r["cpu_us"]:,.0f} | {r["p50_ms"] / floor["p50_ms"]:.1f}x | '
+                      f'{r["rows_per_s"] / floor["rows_per_s"]:.2f}x |')
 
 
 if __name__ == '__main__':

@@ -60,6 +60,10 @@ def cmd_serve(args) -> int:
         print(_version_lines())
         return 0
     _quiet()
+    # oneDNN's graph rewrite (_Mkl* kernels) costs more than Eigen's kernels on requests of tens of rows: 247 ->
+    # 210 us of CPU per 64-row run here (docs/benchmarks.md). Read when TensorFlow is imported, hence here;
+    # TF_ENABLE_ONEDNN_OPTS=1 in the environment keeps it.
+    os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
     import logging
     import signal
     import threading

@@ -188,6 +188,12 @@ def session_config(args):
         config.intra_op_parallelism_threads, config.inter_op_parallelism_threads = intra, inter
     else:
         config.intra_op_parallelism_threads = config.inter_op_parallelism_threads = both
+    if not (intra or inter or both) and not args.enable_batching:
+        # "Auto-configured" here: each request runs its ops in its own thread (servable.py) and concurrent requests
+        # fill the cores, so an op is not split over an intra-op pool too. Splitting cost more than it saved:
+        # every 64-row ParseExample wakes the pool's threads (context switches, spinning), 247 -> 162 us of CPU
+        # per run (docs/benchmarks.md). The pool is process-wide; merged batches (--enable_batching) keep it.
+        config.intra_op_parallelism_threads = 1
     if args.mixed_precision == 'bfloat16':
         config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
     return config

@@ -391,6 +391,10 @@ def test_flags_build_tf_servings_session_config_and_refuse_conflicts():
                               '--tensorflow_session_parallelism=4'])
     with pytest.raises(flags.FlagError, match='You cannot configure all'):
         flags.session_config(args)
+    # Auto (0): one intra-op thread while requests run side by side; merged batches keep TensorFlow's pool.
+    config = flags.session_config(parser.parse_args([]))
+    assert (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads) == (1, 0)
+    assert flags.session_config(parser.parse_args(['--enable_batching'])).intra_op_parallelism_threads == 0
     assert parser.parse_args(['--enable_batching']).enable_batching is True
     assert parser.parse_args(['--enable_batching=false']).enable_batching is False
     assert parser.parse_args([]).model_name is None and parser.parse_args([]).port == 8500
