@@ -103,7 +103,8 @@ def run_tfx_taxi() -> dict:
         metadata = os.path.join(tmp, 'metadata.db')
         pipeline = taxi._create_pipeline(  # pylint: disable=protected-access
             pipeline_name='chicago_taxi_native_keras', pipeline_root=os.path.join(tmp, 'root'),
-            data_root=os.path.join(here, 'data', 'simple'), module_file=os.path.join(here, 'taxi_utils_native_keras.py'),
+            data_root=os.path.join(here, 'data', 'simple'),
+            module_file=os.path.join(here, 'taxi_utils_native_keras.py'),
             serving_model_dir=os.path.join(tmp, 'serving'), metadata_path=metadata,
             beam_pipeline_args=taxi._beam_pipeline_args)  # pylint: disable=protected-access
         start = time.time()
@@ -168,7 +169,8 @@ def compare_with_taxi(demo_config: str) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default='data/attrition/config.yaml')
-    parser.add_argument('--taxi', action='store_true', help="also run TFX's own Chicago taxi example and ours on its CSV")
+    parser.add_argument('--taxi', action='store_true',
+                        help="also run TFX's own Chicago taxi example and ours on its CSV")
     parser.add_argument('--tfx-taxi', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--json', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()

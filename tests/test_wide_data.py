@@ -12,7 +12,8 @@ from tensorflow_transform import analyzer_nodes, impl_helper
 from tfx_tabular.pipeline.core.config import Config
 from tests.conftest import run_transform
 from tfx_tabular.transforms.feature_columns import per_feature
-from tfx_tabular.transforms.preprocessing import NUMERIC_KEY, custom_config, feature_key, preprocessing_fn, transformed_name
+from tfx_tabular.transforms.preprocessing import (NUMERIC_KEY, custom_config, feature_key, preprocessing_fn,
+                                                  transformed_name)
 from tfx_tabular.transforms.vocabularies import EMPTY_VOCABULARY_VALUE
 
 SCALINGS = ['z_score', 'min_max', 'log', 'raw']

@@ -1,9 +1,9 @@
 """Feature columns built from the config and the tf.Transform output: the one input definition every model uses.
 
-The numeric features, one [batch, n] tf.Transform output, become one dense column (`NumericBlock`); every id feature (vocabulary, quantile
-bucket, hash, cross) becomes an identity column of the size tf.Transform produced, which a DNN sees one-hot
-(indicator column) or, with `embedding_dim`, through a learnt embedding; the wide (linear) part of a wide-and-deep
-model sees it one-hot. Keras layers and canned estimators read the same columns: an estimator's
+The numeric features, one [batch, n] tf.Transform output, become one dense column (`NumericBlock`); every id
+feature (vocabulary, quantile bucket, hash, cross) becomes an identity column of the size tf.Transform produced,
+which a DNN sees one-hot (indicator column) or, with `embedding_dim`, through a learnt embedding; the wide
+(linear) part of a wide-and-deep model sees it one-hot. Keras layers and canned estimators read the same columns: an estimator's
 `dnn/input_from_feature_columns` layer is the Keras `DenseFeatures` over them.
 """
 import collections
@@ -125,8 +125,8 @@ def linear_columns(features: Dict, tf_transform_output: tft.TFTransformOutput, n
 def keras_inputs(features: Dict) -> Dict[str, tf.keras.Input]:
     """The Keras inputs, typed as preprocessing_fn emits them: the numeric block, then one rank-1 id input per
     other transformed feature."""
-    inputs = {NUMERIC_KEY: tf.keras.Input(shape=(len(names),), name=NUMERIC_KEY, dtype=tf.float32)
-              for names in [numeric_names(features)] if names}
+    names = numeric_names(features)
+    inputs = {NUMERIC_KEY: tf.keras.Input(shape=(len(names),), name=NUMERIC_KEY, dtype=tf.float32)} if names else {}
     inputs.update({transformed_name(name): tf.keras.Input(shape=(), name=transformed_name(name), dtype=tf.int64)
                    for name, spec in features.items() if spec.kind != 'numeric'})
     return inputs

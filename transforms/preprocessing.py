@@ -221,8 +221,9 @@ def _groups(features: Dict, kind: str, by) -> Dict[Any, List[str]]:
 
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
     """Columns are transformed in groups, never one analyzer per column: numeric columns are stacked and scaled
-    together (one output, `NUMERIC_KEY`), bucketized columns of one bucket count share a quantiles analyzer, and every categorical
-    column's vocabulary comes from one analyzer, so Transform's cost grows with the rows, not with the columns."""
+    together (one output, `NUMERIC_KEY`), bucketized columns of one bucket count share a quantiles analyzer, and
+    every categorical column's vocabulary comes from one analyzer, so Transform's cost grows with the rows, not with
+    the columns."""
     features, label = parse_custom_config(custom_config)
     outputs, cross_values = {}, {}
     if any(spec.kind == 'numeric' for spec in features.values()):
