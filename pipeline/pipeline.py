@@ -26,6 +26,7 @@ from tfx_tabular.components.model_selector.component import ModelSelector
 from tfx_tabular.components.pusher import ATOMIC_PUSH_EXECUTOR
 from tfx_tabular.components.evaluator.component import BaselineEvaluator
 from tfx_tabular.components.served_model.component import ServedModel
+from tfx_tabular.components.statistics_gen.component import InProcessStatisticsGen
 from tfx_tabular.pipeline.core.config import MODEL_KINDS
 from tfx_tabular.pipeline.core.names import HIERARCHICAL, metadata_path, model_push_dir, node_id, pipeline_root
 from tfx_tabular.pipeline.core.beam import resolve_running_mode
@@ -108,7 +109,7 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True,
             tfx.proto.Input.Split(name='all', pattern=os.path.basename(csv_pattern))]),
         output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(
             splits=example_splits(config, SPLIT_BUCKETS, eval_buckets))))  # train, [holdout,] eval
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+    statistics_gen = InProcessStatisticsGen(examples=example_gen.outputs['examples'])  # TFX's, in-process when small
     if fileio.exists(config.frozen_schema_path):  # fileio: the path may be gs:// or s3://
         schema_gen = tfx.components.ImportSchemaGen(schema_file=config.frozen_schema_path)
     else:

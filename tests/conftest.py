@@ -14,7 +14,7 @@ DATA = os.path.join(ROOT, 'data')
 PIPELINE_MODULES = {
     'test_baseline', 'test_compare', 'test_digits', 'test_embedding_metadata', 'test_fairness', 'test_hierarchical',
     'test_kubeflow_run_local', 'test_majority_gate', 'test_messy_csv_e2e', 'test_models', 'test_pipeline_e2e',
-    'test_serving', 'test_tfserving_conformance', 'test_trainers', 'test_trees', 'test_tuning', 'test_wide_data'}
+    'test_serving', 'test_statistics_gen', 'test_tfserving_conformance', 'test_trainers', 'test_trees', 'test_tuning', 'test_wide_data'}
 
 
 def pytest_collection_modifyitems(items):

@@ -97,7 +97,7 @@ def test_streaming_csv_example_gen_writes_what_tfx_csv_example_gen_writes(tmp_pa
     (['--runner=DataflowRunner', '--project=p'], False), (['--runner=PortableRunner'], False),
 ])
 def test_reshuffle_is_skipped_only_on_the_local_runner(args, local):
-    from tfx_tabular.components.csv_example_gen.executor import runs_locally
+    from tfx_tabular.pipeline.core.beam import runs_locally
     assert runs_locally(args) is local
 
 

@@ -25,7 +25,6 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 from absl import logging
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tfx import types
 from tfx.components.example_gen import utils, write_split
 from tfx.components.example_gen.csv_example_gen import executor as tfx_csv
@@ -37,6 +36,7 @@ from tfx.utils import io_utils, proto_utils
 from tfx_bsl.coders import csv_decoder
 
 from tfx_tabular.components.csv_example_gen import serialize
+from tfx_tabular.pipeline.core.beam import runs_locally
 
 # TFX's own record reader (a record may span lines in quotes) and cell typing, so cells and types are TFX's.
 _read_csv_records = tfx_csv._ReadCsvRecordsFromTextFile  # pylint: disable=protected-access
@@ -197,12 +197,6 @@ def _WriteSplit(examples, path: str, reshuffle: bool):  # pylint: disable=invali
         serialized = serialized | 'Shuffle' >> beam.transforms.Reshuffle()
     return serialized | 'Write' >> beam.io.WriteToTFRecord(os.path.join(path, write_split.DEFAULT_FILE_NAME),
                                                            file_name_suffix='.gz')
-
-
-def runs_locally(beam_pipeline_args: List[str]) -> bool:
-    """Beam's DirectRunner (the default runner) keeps every shuffled element in memory."""
-    runner = PipelineOptions(beam_pipeline_args or []).view_as(StandardOptions).runner
-    return runner is None or 'direct' in str(runner).lower()
 
 
 class Executor(tfx_csv.Executor):

@@ -114,3 +114,16 @@ def resolve_running_mode(args: List[str], input_bytes: Optional[int]) -> Tuple[L
     small = input_bytes is not None and input_bytes <= IN_PROCESS_MAX_BYTES
     mode = 'in_memory' if small else 'multi_processing'
     return [f'--direct_running_mode={mode}' if a == flag else a for a in args], mode
+
+
+def runs_locally(args: List[str]) -> bool:
+    """Beam's DirectRunner (the default runner), which keeps every shuffled element in memory."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    runner = PipelineOptions(args or []).view_as(StandardOptions).runner
+    return runner is None or 'direct' in str(runner).lower()
+
+
+def runs_in_process(args: List[str]) -> bool:
+    """The DirectRunner in this process (`direct_running_mode: in_memory`, what `auto` picks for a small CSV)."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+    return runs_locally(args) and PipelineOptions(args or []).view_as(DirectOptions).direct_running_mode == 'in_memory'
