@@ -294,13 +294,16 @@ SIDE_BY_SIDE_ROWS = 200_000  # above, a DNN beside the trees would add its own T
 
 
 def _model_lines(rows: int) -> List[str]:
-    """Gradient-boosted trees and a DNN side by side, the best blessed one pushed; on a large file the trees
-    alone, which train faster there and are the stronger of the two on most tables (bench/quality.py)."""
+    """Gradient-boosted trees, a DNN and a linear model side by side, the best blessed one pushed (the simplest
+    within noise of the best: ModelSelector); on a large file the trees alone, which train faster there and are
+    the strongest of the three on most tables (bench/quality.py)."""
     trees = '  - {name: trees, kind: gradient_boosted_trees}'
     dnn = '  - {name: dnn, kind: keras_dnn, hidden_units: [64, 32], train_steps: 1000, early_stopping_patience: 3}'
+    linear = '  - {name: linear, kind: estimator_linear}'
     if rows > SIDE_BY_SIDE_ROWS:
-        return [f'models:   # {rows} rows: the trees alone; to compare a DNN too, add the line:', f'#{dnn[1:]}', trees]
-    return ['models:   # trained side by side on the same features; the best blessed one is pushed', trees, dnn]
+        return [f'models:   # {rows} rows: the trees alone; to compare a DNN and a linear model too, add the lines:',
+                f'#{dnn[1:]}', f'#{linear[1:]}', trees]
+    return ['models:   # trained side by side on the same features; the best blessed one is pushed', trees, dnn, linear]
 
 
 def _evaluation_lines(label: Optional[ColumnProfile]) -> List[str]:
@@ -314,4 +317,5 @@ def _evaluation_lines(label: Optional[ColumnProfile]) -> List[str]:
             f"  floor: {{accuracy_margin: 0.01}}   # blessed only above the eval split's majority-class rate{seen} "
             '+ 0.01; an imbalanced binary label also needs auc >= 0.55',
             '  thresholds: {}   # fixed lower bounds on top of the floor if you need them, e.g. {accuracy: 0.8}',
-            '  select: {metric: accuracy, direction: maximize}   # which blessed model is pushed']
+            '  select: {metric: accuracy, direction: maximize}   # which blessed model is pushed: the simplest '
+            'within one standard error of the best accuracy (prefer_simpler: false for the best alone)']

@@ -142,8 +142,11 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True,
         only = next(iter(per_model.values()))
         model, blessing = only['model'], only['blessing']
     else:
+        select = config.evaluation.select
+        complexity = {m.name: MODEL_KINDS[m.kind].complexity for m in config.models}
+        complexity[HIERARCHICAL] = max(complexity.values()) + 1  # a model per group: the most complex
         selector = ModelSelector({name: (m['model'], m['evaluation'], m['blessing']) for name, m in per_model.items()},
-                                 config.evaluation.select.metric, config.evaluation.select.direction)
+                                 select.metric, select.direction, complexity if select.prefer_simpler else None)
         model_nodes.append(selector)
         model, blessing = selector.outputs['model'], selector.outputs['blessing']
     pusher = tfx.components.Pusher(

@@ -256,9 +256,9 @@ def test_a_tree_model_runs_through_the_pipeline_and_is_pushed(tmp_path):
     assert top == ['Gentoo', 'Adelie']
 
 
-def test_init_writes_trees_and_a_dnn_that_run_accepts(tmp_path):
-    """`init` on a shipped CSV: a `models:` list (trees and a DNN) and bounds relative to the majority-class floor;
-    `run` trains both, ModelSelector pushes the better blessed one."""
+def test_init_writes_trees_a_dnn_and_a_linear_model_that_run_accepts(tmp_path):
+    """`init` on a shipped CSV: a `models:` list (trees, a DNN, a linear model) and bounds relative to the
+    majority-class floor; `run` trains the three, ModelSelector pushes one blessed model."""
     from tfx_tabular.pipeline.init_config import SIDE_BY_SIDE_ROWS, _model_lines
     from tests.conftest import DATA, run_cli
     import shutil
@@ -266,15 +266,18 @@ def test_init_writes_trees_and_a_dnn_that_run_accepts(tmp_path):
     written = run_cli('init', str(tmp_path / 'penguins.csv'), '-o', str(tmp_path / 'penguins.yaml'))
     assert written.returncode == 0, written.stderr
     config = load_config(str(tmp_path / 'penguins.yaml'))
-    assert [(m.name, m.kind) for m in config.models] == [('trees', 'gradient_boosted_trees'), ('dnn', 'keras_dnn')]
+    assert [(m.name, m.kind) for m in config.models] == [('trees', 'gradient_boosted_trees'), ('dnn', 'keras_dnn'),
+                                                         ('linear', 'estimator_linear')]
+    assert config.evaluation.select.prefer_simpler
     assert config.evaluation.thresholds == {} and config.evaluation.floor.accuracy_margin == 0.01
     assert "majority-class rate (here about 0.44: always 'Adelie')" in (tmp_path / 'penguins.yaml').read_text()
     assert [line.lstrip().startswith('- {name: trees') for line in _model_lines(SIDE_BY_SIDE_ROWS + 1)] == [
-        False, False, True]  # a large file: the trees alone, the DNN line commented out
+        False, False, False, True]  # a large file: the trees alone, the DNN and linear lines commented out
 
     result = run_cli('run', '--config', str(tmp_path / 'penguins.yaml'), cwd=str(tmp_path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.load(open(tmp_path / 'runs' / 'penguins' / 'summary.json'))
-    assert {m['model'] for m in summary['models']} == {'trees', 'dnn'} and summary['selected_model'] in ('trees', 'dnn')
+    assert {m['model'] for m in summary['models']} == {'trees', 'dnn', 'linear'}
+    assert summary['selected_model'] in ('trees', 'dnn', 'linear') and 'one standard error' in summary['selection']
     assert summary['pushed'] and summary['floor']['accuracy'] == pytest.approx(summary['floor']['rate'] + 0.01)
     assert 'trees' in summary['feature_importances']

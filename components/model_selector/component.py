@@ -2,7 +2,8 @@
 
 Each model has its own Evaluator (same eval split, slices, metrics and gates) and, with fairness gates, its own
 FairnessGate. Among the blessed models the selector takes the best value of `evaluation.select.metric` on the
-overall slice (ties: the first listed), copies it into its `model` output and blesses that; with no blessed model
+overall slice (ties: the first listed; for accuracy, with `prefer_simpler`, the simplest model within one standard
+error of the best: see executor.choose), copies it into its `model` output and blesses that; with no blessed model
 its blessing is 0 and the Pusher pushes nothing. The comparison (every model's overall metrics and blessing) is
 recorded on the blessing artifact, so the summary reads the choice from MLMD.
 
@@ -10,7 +11,7 @@ The spec has one input key per model (`model_<name>`, `evaluation_<name>`, `bles
 configured model names: plain Channels, which every orchestrator (Kubeflow V2 included) supports.
 """
 import json
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
@@ -18,7 +19,8 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from tfx_tabular.components.model_selector import executor
-from tfx_tabular.components.model_selector.executor import BLESSING_KEY, DIRECTION_KEY, METRIC_KEY, MODEL_KEY, MODELS_KEY
+from tfx_tabular.components.model_selector.executor import (BLESSING_KEY, COMPLEXITY_KEY, DIRECTION_KEY, METRIC_KEY,
+                                                             MODEL_KEY, MODELS_KEY)
 
 
 def _spec_class(names: List[str]) -> type:
@@ -29,7 +31,7 @@ def _spec_class(names: List[str]) -> type:
         inputs[f'{BLESSING_KEY}_{name}'] = ChannelParameter(type=standard_artifacts.ModelBlessing)
     return type('ModelSelectorSpec', (types.ComponentSpec,), {
         'PARAMETERS': {MODELS_KEY: ExecutionParameter(type=str), METRIC_KEY: ExecutionParameter(type=str),
-                       DIRECTION_KEY: ExecutionParameter(type=str)},
+                       DIRECTION_KEY: ExecutionParameter(type=str), COMPLEXITY_KEY: ExecutionParameter(type=str)},
         'INPUTS': inputs,
         'OUTPUTS': {MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
                     BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing)},
@@ -43,8 +45,9 @@ class ModelSelector(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
     def __init__(self, candidates: Dict[str, Tuple[types.BaseChannel, types.BaseChannel, types.BaseChannel]],
-                 metric: str, direction: str):
-        """candidates: {model name: (model, evaluation, blessing) channels}, in the config's order."""
+                 metric: str, direction: str, complexity: Optional[Dict[str, int]] = None):
+        """candidates: {model name: (model, evaluation, blessing) channels}, in the config's order; complexity:
+        {model name: rank}, lower is simpler (None: the best value alone decides)."""
         spec_class = _spec_class(list(candidates))
         channels = {}
         for name, (model, evaluation, blessing) in candidates.items():
@@ -52,5 +55,6 @@ class ModelSelector(base_component.BaseComponent):
                              f'{BLESSING_KEY}_{name}': blessing})
         super().__init__(spec=spec_class(
             models=json.dumps(list(candidates)), metric=metric, direction=direction,
+            complexity=json.dumps(complexity or {}),
             model=types.Channel(type=standard_artifacts.Model),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing), **channels))

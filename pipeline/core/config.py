@@ -130,17 +130,19 @@ class ModelKind(NamedTuple):
     projector: bool   # has hidden layers for the Embedding Projector (EmbeddingMetadataGen)
     tunable: bool     # the Tuner (keras-tuner) can search it
     wide: bool        # has a linear part on one-hot ids, so needs an id feature
+    complexity: int   # ModelSelector's preference among models within noise of the best: the lowest first
 
 
 MODEL_KINDS = {
-    'keras_dnn': ModelKind('Keras DNN', 'keras', projector=True, tunable=True, wide=False),
-    'keras_wide_deep': ModelKind('Keras DNN + linear part on one-hot ids', 'keras', True, True, True),
-    'estimator_dnn': ModelKind('tf.estimator DNNClassifier (DNNEstimator)', 'estimator', True, False, False),
-    'estimator_linear': ModelKind('tf.estimator LinearClassifier (LinearEstimator)', 'estimator', False, False, False),
+    'keras_dnn': ModelKind('Keras DNN', 'keras', projector=True, tunable=True, wide=False, complexity=2),
+    'keras_wide_deep': ModelKind('Keras DNN + linear part on one-hot ids', 'keras', True, True, True, 3),
+    'estimator_dnn': ModelKind('tf.estimator DNNClassifier (DNNEstimator)', 'estimator', True, False, False, 2),
+    'estimator_linear': ModelKind('tf.estimator LinearClassifier (LinearEstimator)', 'estimator', False, False, False,
+                                  0),
     'estimator_wide_deep': ModelKind('tf.estimator DNNLinearCombinedClassifier (…Estimator)', 'estimator', True,
-                                     False, True),
+                                     False, True, 3),
     'gradient_boosted_trees': ModelKind('YDF gradient-boosted trees compiled into TensorFlow ops', 'trees', False,
-                                        False, False),
+                                        False, False, 1),
 }
 KIND_NAMES = tuple(MODEL_KINDS)
 # ModelConfig fields only the neural kinds read: set on a tree kind they are a config error, not silently ignored.
@@ -273,9 +275,14 @@ METRICS = ('accuracy', 'auc', 'precision', 'recall')
 
 
 class SelectionConfig(_Strict):
-    """How the best of several models is chosen: among the blessed ones, the best value of `metric`."""
+    """How the best of several models is chosen: among the blessed ones, the best value of `metric`; for accuracy,
+    by default the simplest model within one standard error of the best (components/model_selector/)."""
     metric: Literal['accuracy', 'auc', 'precision', 'recall'] = 'accuracy'
     direction: Literal['maximize', 'minimize'] = 'maximize'
+    prefer_simpler: bool = Field(
+        True, description='metric accuracy: push the simplest model (linear, then trees, then DNN, then wide and '
+                          'deep) whose accuracy is within one standard error of the best, sqrt(p(1-p)/n) on the n '
+                          'eval rows; a smaller difference is noise on an eval split that size')
 
 
 class FloorConfig(_Strict):
