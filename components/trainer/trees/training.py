@@ -64,7 +64,7 @@ def _learner(features: Dict, trees: Dict, seed: int):
         min_examples=trees['min_examples'], subsample=trees['subsample'],
         l2_regularization=trees['l2_regularization'],
         early_stopping='LOSS_INCREASE' if trees['early_stopping'] else 'NONE', validation_ratio=0.0,
-        random_seed=seed)
+        categorical_algorithm=trees['categorical_algorithm'], random_seed=seed)
 
 
 def _fit(learner, x, y, valid_x, valid_y):
