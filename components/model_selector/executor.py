@@ -37,9 +37,9 @@ def choose(candidates: List[Tuple[str, bool, Dict[str, float]]], metric: str, di
     if not complexity or metric != 'accuracy' or direction != 'maximize' or not top.get('example_count'):
         return best, rule
     p = top[metric]
-    margin = math.sqrt(max(p * (1 - p), 0.0) / top['example_count'])
+    margin = math.sqrt(p * (1 - p) / top['example_count'])
     close = [name for name, metrics in blessed if p - metrics[metric] <= margin + 1e-12]
-    simplest = min(close, key=lambda name: complexity.get(name, max(complexity.values()) + 1))
+    simplest = min(close, key=complexity.__getitem__)  # min keeps the first of equals
     return simplest, (f'{rule}; the simplest within one standard error ({margin:.3f}) of the best, '
                       f'{best} {p:.4f}')
 
