@@ -26,8 +26,9 @@ $(STAMP): requirements.lock setup.py
 demo: $(STAMP)
 	$(VENV)/bin/tfx-tabular run --config data/attrition/config.yaml
 
+# Two workers (pytest-xdist), a test module each at a time: a pipeline run keeps about one core busy.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile tests
 
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m "not pipeline" tests

@@ -333,6 +333,10 @@ def test_each_beam_profile_parses_into_the_intended_options(small_config, profil
         direct = options.view_as(po.DirectOptions)
         assert runner is None  # Beam's default: the DirectRunner
         assert (direct.direct_running_mode, direct.direct_num_workers) == ('multi_processing', 0)
+        # TFX builds no sdist of itself for workers that run this Python.
+        from tfx.utils.dependency_utils import make_beam_dependency_flags
+        resolved = resolve_running_mode(config.beam.args, 1000)[0]
+        assert make_beam_dependency_flags(resolved) == resolved
     elif profile == 'dataflow':
         gcp = options.view_as(po.GoogleCloudOptions)
         worker = options.view_as(po.WorkerOptions)

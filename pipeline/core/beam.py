@@ -18,6 +18,11 @@ AUTO_MODE = 'auto'
 # run about 2x faster once started (1M rows: 349 s vs 762 s), so they pay off from about 190k attrition-shaped
 # rows (32 MB). In this process the memory stays lower at every size (1M rows: 1.7 GB vs 6.2 GB peak).
 IN_PROCESS_MAX_BYTES = 32 * 1024 * 1024
+# TFX's Beam executors package TFX as an sdist for remote workers (a copy of the install and `setup.py sdist`, about
+# 1 s per component: 4-5 s of the demo's 45) unless a flag says where the workers get their code. The DirectRunner's
+# workers are this Python, so the direct profile says so with the flag that names no file (Beam reads it only for
+# container runners).
+LOCAL_WORKERS = '--sdk_container_image=local'
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ PROFILES: Dict[str, Profile] = {
         description='Beam DirectRunner on this machine; the default, and what `tfx-tabular run` uses. '
                     'direct_running_mode auto: in this process for small CSVs, else one worker process per CPU '
                     '(direct_num_workers: 0)',
+        fixed=(LOCAL_WORKERS,),
         defaults={'direct_running_mode': 'auto', 'direct_num_workers': 0}),
     'dataflow': Profile(
         description='Google Cloud Dataflow; workers run sdk_container_image (use the pipeline image: it has the '
