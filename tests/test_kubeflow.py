@@ -327,7 +327,8 @@ def test_each_beam_profile_parses_into_the_intended_options(small_config, profil
     # direct_running_mode auto is decided per run by the CSV's size (object storage: unknown, counts as large).
     assert resolve_running_mode(config.beam.args, 1000)[1] == ('in_memory' if profile == 'direct' else None)
     assert resolve_running_mode(config.beam.args, None)[1] == ('multi_processing' if profile == 'direct' else None)
-    options = _options(resolve_running_mode(config.beam.args, IN_PROCESS_MAX_BYTES + 1)[0])
+    resolved = resolve_running_mode(config.beam.args, IN_PROCESS_MAX_BYTES + 1)[0]
+    options = _options(resolved)
     runner = options.view_as(po.StandardOptions).runner
     if profile == 'direct':
         direct = options.view_as(po.DirectOptions)
@@ -335,7 +336,6 @@ def test_each_beam_profile_parses_into_the_intended_options(small_config, profil
         assert (direct.direct_running_mode, direct.direct_num_workers) == ('multi_processing', 0)
         # TFX builds no sdist of itself for workers that run this Python.
         from tfx.utils.dependency_utils import make_beam_dependency_flags
-        resolved = resolve_running_mode(config.beam.args, 1000)[0]
         assert make_beam_dependency_flags(resolved) == resolved
     elif profile == 'dataflow':
         gcp = options.view_as(po.GoogleCloudOptions)
