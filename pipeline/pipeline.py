@@ -123,7 +123,7 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True,
         preprocessing_fn='tfx_tabular.transforms.preprocessing.preprocessing_fn', custom_config=custom_config(config),
         # Nothing reads Transform's own pre/post-transform statistics or its analyzer cache (StatisticsGen has
         # the data's statistics; TFX's execution cache reuses the whole output): skip computing them.
-        disable_statistics=True, disable_analyzer_cache=True)
+        disable_statistics=True, disable_analyzer_cache=True, force_tf_compat_v1=True)
     transform.add_upstream_node(anomaly_gate)
     per_model = {m.name: _model_nodes(config, m, n_classes, example_gen, schema_gen, transform)
                  for m in config.models}

@@ -1,12 +1,15 @@
 """The slow Kubeflow tests: shipped configs compiled for Kubeflow Pipelines and executed by `tfx-tabular kubeflow
 run-local` (kfp's own local orchestration, every task the real executor in a subprocess of this virtualenv).
 
-Marked `kubeflow_e2e` (deselect with `-m "not kubeflow_e2e"`). Three pipelines run once each, shared by module-
-scoped fixtures, on copies of the shipped configs with few training steps and Beam in this process: attrition
-(blessed, pushed to the config's push directory, answering Classify on `tfx-tabular serve`), the three-model
-compare config and the hierarchical digits config. Two short runs show failures: a task that fails is named
-with its log's last lines, and the spec TFX writes for Vertex AI stops at the first task that takes an input
-artifact, as it would on open-source KFP 2.
+Marked `kubeflow_e2e` (deselect with `-m "not kubeflow_e2e"`). Two pipelines run once each, shared by module-
+scoped fixtures, on copies of the shipped configs with few training steps and Beam in this process: attrition's
+compare config cut to two models, a Keras and an estimator one (every task in dependency order, the
+ModelSelector's choice blessed, pushed to the config's push directory and answering Classify on
+`tfx-tabular serve`), and the hierarchical digits config (a custom artifact type passed between tasks). Each
+task is a new Python process, as a container is on the cluster, so a run costs about 5 s per task before any
+work: one run serves every assertion about it. Two short runs show failures: a task that fails is named with its
+log's last lines, and the spec TFX writes for Vertex AI stops at the first task that takes an input artifact, as
+it would on open-source KFP 2.
 """
 import csv
 import json
@@ -84,16 +87,15 @@ def _compile_and_run(tmp_path, name, config_file, edit):
     return run
 
 
-@pytest.fixture(scope='module')
-def attrition(tmp_path_factory):
-    return _compile_and_run(tmp_path_factory.mktemp('kfp-attrition'), 'attrition', 'config.yaml',
-                            _small(train_steps=200))
+SEVERAL_MODELS = ('wide_deep', 'dnn')  # from data/attrition/compare.yaml: a Keras and an estimator kind
 
 
 @pytest.fixture(scope='module')
-def compare(tmp_path_factory):
-    return _compile_and_run(tmp_path_factory.mktemp('kfp-compare'), 'attrition', 'compare.yaml',
-                            _small(train_steps=60))
+def several(tmp_path_factory):
+    def edit(raw):
+        raw['models'] = [m for m in raw['models'] if m['name'] in SEVERAL_MODELS]
+        _small(train_steps=200)(raw)
+    return _compile_and_run(tmp_path_factory.mktemp('kfp-several'), 'attrition', 'compare.yaml', edit)
 
 
 @pytest.fixture(scope='module')
@@ -130,40 +132,51 @@ def _assert_outputs_are_kfp_artifacts(run):
     assert structured == {('ExampleValidator', 'anomalies', 'blessed')}
 
 
-# ---- attrition: blessed, pushed, served ---------------------------------------------------------------------
+# ---- several models: every task, the selected model blessed, pushed and served ----------------------------------
 
-def test_attrition_every_task_succeeds_in_dependency_order(attrition):
-    _assert_every_task_ran_in_dependency_order(attrition)
+def _selected(run) -> str:
+    """The model the ModelSelector picked ('' when none was blessed)."""
+    return _artifact(run, 'ModelSelector', 'blessing')['metadata']['selected_model']
 
 
-def test_attrition_outputs_are_kfp_artifacts_passed_downstream(attrition):
-    _assert_outputs_are_kfp_artifacts(attrition)
-    # The Pusher got the Trainer's model through kfp's output passing: the same SavedModel went out.
-    trained = os.path.join(_artifact(attrition, 'Trainer', 'model')['uri'], 'Format-Serving', 'saved_model.pb')
-    archived = os.path.join(_artifact(attrition, 'Pusher', 'pushed_model')['uri'], 'saved_model.pb')
+def test_every_task_succeeds_in_dependency_order(several):
+    _assert_every_task_ran_in_dependency_order(several)
+    assert {f'Trainer_{n}' for n in SEVERAL_MODELS} <= set(several.tasks)
+
+
+def test_outputs_are_kfp_artifacts_passed_downstream(several):
+    _assert_outputs_are_kfp_artifacts(several)
+    selection = _artifact(several, 'ModelSelector', 'blessing')['metadata']
+    assert [c['model'] for c in json.loads(selection['comparison'])] == [m.name for m in several.config.models]
+    # The Pusher got the selected Trainer's model through kfp's output passing: the same SavedModel went out.
+    trained = os.path.join(_artifact(several, f'Trainer_{_selected(several)}', 'model')['uri'], 'Format-Serving',
+                           'saved_model.pb')
+    archived = os.path.join(_artifact(several, 'Pusher', 'pushed_model')['uri'], 'saved_model.pb')
     with open(trained, 'rb') as a, open(archived, 'rb') as b:
         assert a.read() == b.read()
-    examples = _artifact(attrition, 'CsvExampleGen', 'examples')
+    examples = _artifact(several, 'CsvExampleGen', 'examples')
     assert json.loads(examples['metadata']['split_names']) == ['train', 'eval']
 
 
-def test_attrition_model_is_blessed_and_pushed_to_the_configs_push_dir(attrition):
-    assert _artifact(attrition, 'Evaluator', 'blessing')['metadata']['blessed'] == 1
-    assert _artifact(attrition, 'FairnessGate', 'blessing')['metadata']['blessed'] == 1
-    pushed = _artifact(attrition, 'Pusher', 'pushed_model')['metadata']
-    base = os.path.join(attrition.config.push_path, attrition.config.serving.model_name)
+def test_selected_model_is_blessed_and_pushed_to_the_configs_push_dir(several):
+    selected = _selected(several)
+    assert selected in SEVERAL_MODELS, several.result.stdout
+    assert _artifact(several, f'Evaluator_{selected}', 'blessing')['metadata']['blessed'] == 1
+    assert _artifact(several, f'FairnessGate_{selected}', 'blessing')['metadata']['blessed'] == 1
+    pushed = _artifact(several, 'Pusher', 'pushed_model')['metadata']
+    base = os.path.join(several.config.push_path, several.config.serving.model_name)
     assert pushed['pushed'] == 1 and os.path.dirname(pushed['pushed_destination']) == base
     assert os.listdir(base) and os.path.exists(os.path.join(pushed['pushed_destination'], 'saved_model.pb'))
-    assert f'Model pushed to {pushed["pushed_destination"]}.' in attrition.result.stdout
+    assert f'Model pushed to {pushed["pushed_destination"]}.' in several.result.stdout
 
 
-def test_attrition_pushed_model_answers_classify_on_serve(attrition, tmp_path):
+def test_pushed_model_answers_classify_on_serve(several, tmp_path):
     import tensorflow as tf
     from tfx_tabular.serving.client import ServingClient
     from tfx_tabular.serving.examples import raw_feature_dtypes, serialize
-    config = attrition.config
+    config = several.config
     model = config.serving.model_name
-    model_dir = _artifact(attrition, 'Pusher', 'pushed_model')['metadata']['pushed_destination']
+    model_dir = _artifact(several, 'Pusher', 'pushed_model')['metadata']['pushed_destination']
     with open(config.csv_files[0], newline='') as f:
         rows = list(csv.DictReader(f))[::50]
     expected = tf.saved_model.load(model_dir).signatures['serving_default'](
@@ -191,8 +204,8 @@ def test_attrition_pushed_model_answers_classify_on_serve(attrition, tmp_path):
 
 # ---- failures: named, with the log's last lines ------------------------------------------------------------
 
-def test_a_failing_task_is_named_with_its_last_log_lines(attrition, tmp_path):
-    spec = _docs(attrition.package)[0]
+def test_a_failing_task_is_named_with_its_last_log_lines(several, tmp_path):
+    spec = _docs(several.package)[0]
     (tmp_path / 'empty').mkdir()
     spec['root']['dag']['tasks']['CsvExampleGen']['inputs']['parameters']['input_base'] = {
         'runtimeValue': {'constant': str(tmp_path / 'empty')}}
@@ -206,11 +219,11 @@ def test_a_failing_task_is_named_with_its_last_log_lines(attrition, tmp_path):
     assert run.tasks == {'CsvExampleGen': False}  # nothing ran after it
 
 
-def test_the_spec_tfx_writes_for_vertex_fails_at_the_first_input_artifact(attrition, tmp_path):
+def test_the_spec_tfx_writes_for_vertex_fails_at_the_first_input_artifact(several, tmp_path):
     """TFX's own entrypoint gets no usable input type from KFP (kfp.local: system.Artifact; the open-source
     driver: an empty instanceSchema), so the first task with an input artifact fails."""
     from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import KUBEFLOW_TFX_CMD
-    spec = _docs(attrition.package)[0]
+    spec = _docs(several.package)[0]
     for executor in spec['deploymentSpec']['executors'].values():
         executor['container']['command'] = list(KUBEFLOW_TFX_CMD)
     run = _run_local(_write_package(tmp_path / 'tfx_command.yaml', spec), tmp_path / 'root')
@@ -236,18 +249,9 @@ def test_a_package_it_cannot_run_is_one_line(tmp_path):
         assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr
 
 
-# ---- several models; the hierarchical model -----------------------------------------------------------------
+# ---- the hierarchical model -----------------------------------------------------------------
 
-def test_compare_every_task_runs(compare):
-    _assert_every_task_ran_in_dependency_order(compare)
-    _assert_outputs_are_kfp_artifacts(compare)
-    names = [m.name for m in compare.config.models]
-    assert {f'Trainer_{n}' for n in names} <= set(compare.tasks)
-    selection = _artifact(compare, 'ModelSelector', 'blessing')['metadata']
-    assert [c['model'] for c in json.loads(selection['comparison'])] == names
-    assert selection['selected_model'] in names + ['']
-
-
+@pytest.mark.xdist_group('kubeflow_run_local_digits')  # its own run: on the other worker, beside `several`
 def test_hierarchical_every_task_runs(digits):
     _assert_every_task_ran_in_dependency_order(digits)
     _assert_outputs_are_kfp_artifacts(digits)
