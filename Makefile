@@ -26,10 +26,10 @@ $(STAMP): requirements.lock setup.py
 demo: $(STAMP)
 	$(VENV)/bin/tfx-tabular run --config data/attrition/config.yaml
 
-# Two workers (pytest-xdist): a pipeline run keeps about one core busy. Tests are handed out by group (a module,
-# or a slow run fixture of its own), slowest first, in the order tests/conftest.py sorts them.
+# Two workers (pytest-xdist), a test module each at a time (its fixtures built once): a pipeline run keeps about
+# one core busy. Modules go out slowest first, in the order tests/conftest.py sorts them.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder tests
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
 
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m "not pipeline" tests

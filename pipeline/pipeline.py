@@ -37,12 +37,12 @@ from tfx_tabular.transforms.preprocessing import custom_config
 SPLIT_BUCKETS = 100
 
 
-def _evaluation_nodes(config, name: str, model, n_classes: int, example_gen, transform) -> Dict:
+def _evaluation_nodes(config, name: str, model, n_classes: int, example_gen, schema_gen, transform) -> Dict:
     """ServedModel (the baseline) -> Evaluator -> [FairnessGate] -> [MajorityGate] for one model channel."""
     ids = functools.partial(node_id, config, model_name=name)
     served = ServedModel(model_base_path=model_push_dir(config), candidate=model).with_id(ids('ServedModel'))
     evaluator = BaselineEvaluator(
-        examples=example_gen.outputs['examples'], model=model,
+        examples=example_gen.outputs['examples'], model=model, schema=schema_gen.outputs['schema'],
         baseline_model=served.outputs['model'], eval_config=eval_config(config, n_classes)).with_id(ids('Evaluator'))
     nodes = [served, evaluator]
     blessing = evaluator.outputs['blessing']
@@ -91,7 +91,7 @@ def _model_nodes(config, model_cfg, n_classes: int, example_gen, schema_gen, tra
         examples=example_gen.outputs['examples'], custom_config=custom_config(config),
         slicing=config.slice_columns, max_examples=config.embeddings.examples).with_id(ids('EmbeddingMetadataGen'))
     evaluation = _evaluation_nodes(config, model_cfg.name, trainer.outputs['model'], n_classes, example_gen,
-                                   transform)
+                                   schema_gen, transform)
     # A linear model and trees have no hidden layer for the projector to show.
     nodes = ([tuner] if tuner else []) + [trainer] + (
         [embedding_metadata] if MODEL_KINDS[model_cfg.kind].projector else []) + evaluation['nodes']
@@ -123,7 +123,7 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True,
         preprocessing_fn='tfx_tabular.transforms.preprocessing.preprocessing_fn', custom_config=custom_config(config),
         # Nothing reads Transform's own pre/post-transform statistics or its analyzer cache (StatisticsGen has
         # the data's statistics; TFX's execution cache reuses the whole output): skip computing them.
-        disable_statistics=True, disable_analyzer_cache=True, force_tf_compat_v1=True)
+        disable_statistics=True, disable_analyzer_cache=True)
     transform.add_upstream_node(anomaly_gate)
     per_model = {m.name: _model_nodes(config, m, n_classes, example_gen, schema_gen, transform)
                  for m in config.models}
@@ -134,7 +134,8 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True,
                                              transform.outputs['transformed_examples'],
                                              transform.outputs['transform_graph'])
     if hierarchical is not None:
-        evaluation = _evaluation_nodes(config, HIERARCHICAL, hierarchical, n_classes, example_gen, transform)
+        evaluation = _evaluation_nodes(config, HIERARCHICAL, hierarchical, n_classes, example_gen, schema_gen,
+                                       transform)
         model_nodes += nodes + evaluation['nodes']
         if config.hierarchical.push_if_better:  # else evaluated and reported, never pushed
             per_model[HIERARCHICAL] = evaluation

@@ -13,21 +13,17 @@ DATA = os.path.join(ROOT, 'data')
 # `make test-fast` (pytest -m "not pipeline") runs the rest in a couple of minutes. `make test` runs everything.
 PIPELINE_MODULES = {
     'test_baseline', 'test_compare', 'test_digits', 'test_embedding_metadata', 'test_fairness', 'test_hierarchical',
-    'test_kubeflow_run_local', 'test_majority_gate', 'test_messy_csv_e2e', 'test_models', 'test_pipeline_e2e',
-    'test_serving', 'test_statistics_gen', 'test_tfserving_conformance', 'test_trainers', 'test_trees', 'test_tuning', 'test_wide_data'}
+    'test_kubeflow_run_local', 'test_kubeflow_run_local_hierarchical', 'test_majority_gate', 'test_messy_csv_e2e',
+    'test_models', 'test_pipeline_e2e', 'test_serving', 'test_statistics_gen', 'test_tfserving_conformance',
+    'test_trainers', 'test_trees', 'test_tuning', 'test_wide_data'}
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(items):
-    """Marks the pipeline modules; for `make test`'s two workers (`--dist loadgroup`), puts each module's tests in
-    one group (module fixtures are built once) unless a test names its own group (a second run fixture of a slow
-    module, to run beside the first), and the slowest groups first, so the short tests fill the end."""
+    """Marks the pipeline modules, and puts the slowest modules first: `make test` hands whole modules to its two
+    workers in this order (`--dist loadfile --no-loadscope-reorder`), so the short ones fill the end."""
     for item in items:
-        module = item.module.__name__.rsplit('.', 1)[-1]
-        if module in PIPELINE_MODULES:
+        if item.module.__name__.rsplit('.', 1)[-1] in PIPELINE_MODULES:
             item.add_marker(pytest.mark.pipeline)
-        if item.get_closest_marker('xdist_group') is None:
-            item.add_marker(pytest.mark.xdist_group(module))
     items.sort(key=lambda item: 0 if item.get_closest_marker('kubeflow_e2e') else
                1 if item.get_closest_marker('pipeline') else 2)
 

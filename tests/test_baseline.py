@@ -12,14 +12,14 @@ from tfx.utils import path_utils
 
 from tfx_tabular.components.evaluator.eval_config import eval_config
 from tfx_tabular.components.evaluator.component import BaselineEvaluator
-from tfx_tabular.components.evaluator.executor import without_baseline
+from tfx_tabular.components.evaluator.executor import sliced_schema, without_baseline
 from tfx_tabular.components.served_model.component import ServedModel
 from tfx_tabular.components.served_model.executor import Executor as ServedModelExecutor
 from tfx_tabular.components.served_model.executor import FOUND, baseline_found, served_version
 from tfx_tabular.pipeline.core.config import load_config
 from tfx_tabular.pipeline.results.summary import fairness_by_class
 from tfx_tabular.serving import model_config as mc
-from tests.conftest import run_pipeline_cli
+from tests.conftest import DATA, run_pipeline_cli
 
 
 def _save_model(path, value: float):
@@ -106,6 +106,31 @@ def test_eval_config_has_a_baseline_and_max_drop_becomes_change_thresholds(attri
     assert [s.is_baseline for s in alone.model_specs] == [False]
     assert 'change_threshold' not in proto_utils.proto_to_json(alone)
     assert 'lower_bound' in proto_utils.proto_to_json(alone)  # value thresholds stay
+
+
+def test_evaluator_decodes_only_the_columns_it_slices_on(tmp_path):
+    """TFMA turns every column of its schema into Python values for each eval example: the executor hands it the
+    sliced columns only, shapeless (read as lists, as without a schema), or none when nothing is sliced."""
+    import tensorflow_model_analysis as tfma
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.utils import io_utils, proto_utils
+    config = load_config(os.path.join(DATA, 'attrition', 'config.yaml'))
+    schema = schema_pb2.Schema()
+    for name in ['Age', *config.slice_columns, 'MonthlyIncome']:
+        schema.feature.add(name=name, type=schema_pb2.BYTES).shape.dim.add(size=1)
+    (tmp_path / 'schema').mkdir()
+    io_utils.write_pbtxt_file(str(tmp_path / 'schema' / 'schema.pbtxt'), schema)
+    artifact = standard_artifacts.Schema()
+    artifact.uri = str(tmp_path / 'schema')
+
+    def kept(eval_config_proto, folder):
+        sliced = sliced_schema(artifact, proto_utils.proto_to_json(eval_config_proto), str(tmp_path / folder))
+        return io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(sliced.uri)).feature
+
+    features = kept(eval_config(config, 2), 'sliced')
+    assert config.slice_columns and [f.name for f in features] == list(config.slice_columns)
+    assert not any(f.HasField('shape') for f in features)
+    assert not kept(tfma.EvalConfig(slicing_specs=[tfma.SlicingSpec()]), 'overall')
 
 
 def test_evaluator_node_runs_the_baseline_executor(tmp_path):

@@ -1,15 +1,14 @@
 """The slow Kubeflow tests: shipped configs compiled for Kubeflow Pipelines and executed by `tfx-tabular kubeflow
 run-local` (kfp's own local orchestration, every task the real executor in a subprocess of this virtualenv).
 
-Marked `kubeflow_e2e` (deselect with `-m "not kubeflow_e2e"`). Two pipelines run once each, shared by module-
-scoped fixtures, on copies of the shipped configs with few training steps and Beam in this process: attrition's
-compare config cut to two models, a Keras and an estimator one (every task in dependency order, the
-ModelSelector's choice blessed, pushed to the config's push directory and answering Classify on
-`tfx-tabular serve`), and the hierarchical digits config (a custom artifact type passed between tasks). Each
-task is a new Python process, as a container is on the cluster, so a run costs about 5 s per task before any
-work: one run serves every assertion about it. Two short runs show failures: a task that fails is named with its
-log's last lines, and the spec TFX writes for Vertex AI stops at the first task that takes an input artifact, as
-it would on open-source KFP 2.
+Marked `kubeflow_e2e` (deselect with `-m "not kubeflow_e2e"`). One pipeline runs once, shared by a module-scoped
+fixture: attrition's compare config cut to two models, a Keras and an estimator one, with few training steps and
+Beam in this process (every task in dependency order, the ModelSelector's choice blessed, pushed to the config's
+push directory and answering Classify on `tfx-tabular serve`). Each task is a new Python process, as a container
+is on the cluster, so a run costs about 5 s per task before any work: one run serves every assertion about it.
+Two short runs show failures: a task that fails is named with its log's last lines, and the spec TFX writes for
+Vertex AI stops at the first task that takes an input artifact, as it would on open-source KFP 2. The hierarchical
+run is in test_kubeflow_run_local_hierarchical.py, so the two can run on two workers.
 """
 import csv
 import json
@@ -96,14 +95,6 @@ def several(tmp_path_factory):
         raw['models'] = [m for m in raw['models'] if m['name'] in SEVERAL_MODELS]
         _small(train_steps=200)(raw)
     return _compile_and_run(tmp_path_factory.mktemp('kfp-several'), 'attrition', 'compare.yaml', edit)
-
-
-@pytest.fixture(scope='module')
-def digits(tmp_path_factory):
-    def edit(raw):
-        _small(train_steps=150)(raw)
-        raw['hierarchical'].update(aux_train_steps=60, combiner_train_steps=60)
-    return _compile_and_run(tmp_path_factory.mktemp('kfp-digits'), 'digits', 'config.yaml', edit)
 
 
 def _assert_every_task_ran_in_dependency_order(run):
@@ -247,22 +238,3 @@ def test_a_package_it_cannot_run_is_one_line(tmp_path):
         result = _tfx_tabular('kubeflow', 'run-local', '--package', package, '--pipeline-root', root)
         errors = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr
-
-
-# ---- the hierarchical model -----------------------------------------------------------------
-
-@pytest.mark.xdist_group('kubeflow_run_local_digits')  # its own run: on the other worker, beside `several`
-def test_hierarchical_every_task_runs(digits):
-    _assert_every_task_ran_in_dependency_order(digits)
-    _assert_outputs_are_kfp_artifacts(digits)
-    components = digits.spec['components']
-    (cut_task,) = [t for t in digits.tasks if t.startswith('ConfusionCut')]
-    output_type = components[f'comp-{cut_task}']['outputDefinitions']['artifacts']['confusion_cut']['artifactType']
-    assert yaml.safe_load(output_type['instanceSchema'])['title'] == 'tfx_tabular.ConfusionCut'
-    cut = _artifact(digits, cut_task, 'confusion_cut')['metadata']
-    assert cut['classes'] == 10 and len(json.loads(cut['side_a'])) + len(json.loads(cut['side_b'])) == 10
-    # The custom-typed artifact reached its consumer: HierarchicalTrainer read it and trained on its cut.
-    consumers = [name for name, task in digits.spec['root']['dag']['tasks'].items()
-                 if any(a.get('taskOutputArtifact', {}).get('producerTask') == cut_task
-                        for a in task.get('inputs', {}).get('artifacts', {}).values())]
-    assert consumers and all(digits.tasks[c] for c in consumers)
