@@ -118,6 +118,7 @@ def test_evaluator_decodes_only_the_columns_it_slices_on(tmp_path):
     schema = schema_pb2.Schema()
     for name in ['Age', *config.slice_columns, 'MonthlyIncome']:
         schema.feature.add(name=name, type=schema_pb2.BYTES).shape.dim.add(size=1)
+    schema.sparse_feature.add(name='income_by_age').value_feature.name = 'MonthlyIncome'  # names a dropped column
     (tmp_path / 'schema').mkdir()
     io_utils.write_pbtxt_file(str(tmp_path / 'schema' / 'schema.pbtxt'), schema)
     artifact = standard_artifacts.Schema()
@@ -125,7 +126,9 @@ def test_evaluator_decodes_only_the_columns_it_slices_on(tmp_path):
 
     def kept(eval_config_proto, folder):
         sliced = sliced_schema(artifact, proto_utils.proto_to_json(eval_config_proto), str(tmp_path / folder))
-        return io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(sliced.uri)).feature
+        schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(sliced.uri))
+        assert not schema.sparse_feature
+        return schema.feature
 
     features = kept(eval_config(config, 2), 'sliced')
     assert config.slice_columns and [f.name for f in features] == list(config.slice_columns)

@@ -59,7 +59,8 @@ def sliced_schema(schema: types.Artifact, eval_config_json: str, folder: str) ->
     sliced = {key for spec in specs for key in (*spec.feature_keys, *spec.feature_values)}
     kept = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
     features = [f for f in kept.feature if f.name in sliced]
-    del kept.feature[:]
+    del kept.feature[:], kept.sparse_feature[:], kept.weighted_feature[:]  # the last two name dropped columns
+    kept.ClearField('tensor_representation_group')
     for feature in features:
         feature.ClearField('shape')
         kept.feature.add().CopyFrom(feature)
