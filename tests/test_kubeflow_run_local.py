@@ -123,7 +123,7 @@ def _assert_outputs_are_kfp_artifacts(run):
     assert structured == {('ExampleValidator', 'anomalies', 'blessed')}
 
 
-# ---- several models: every task, the selected model blessed, pushed and served ----------------------------------
+# ---- several models: every task, the selected model blessed, pushed and served -----------------------
 
 def _selected(run) -> str:
     """The model the ModelSelector picked ('' when none was blessed)."""
@@ -140,8 +140,8 @@ def test_outputs_are_kfp_artifacts_passed_downstream(several):
     selection = _artifact(several, 'ModelSelector', 'blessing')['metadata']
     assert [c['model'] for c in json.loads(selection['comparison'])] == [m.name for m in several.config.models]
     # The Pusher got the selected Trainer's model through kfp's output passing: the same SavedModel went out.
-    trained = os.path.join(_artifact(several, f'Trainer_{_selected(several)}', 'model')['uri'], 'Format-Serving',
-                           'saved_model.pb')
+    trained = os.path.join(_artifact(several, f'Trainer_{selection["selected_model"]}', 'model')['uri'],
+                           'Format-Serving', 'saved_model.pb')
     archived = os.path.join(_artifact(several, 'Pusher', 'pushed_model')['uri'], 'saved_model.pb')
     with open(trained, 'rb') as a, open(archived, 'rb') as b:
         assert a.read() == b.read()
