@@ -27,6 +27,7 @@ from tfx_tabular.components.pusher import ATOMIC_PUSH_EXECUTOR
 from tfx_tabular.components.evaluator.component import BaselineEvaluator
 from tfx_tabular.components.served_model.component import ServedModel
 from tfx_tabular.components.statistics_gen.component import InProcessStatisticsGen
+from tfx_tabular.components.transform.component import Transform
 from tfx_tabular.pipeline.core.config import MODEL_KINDS
 from tfx_tabular.pipeline.core.names import HIERARCHICAL, metadata_path, model_push_dir, node_id, pipeline_root
 from tfx_tabular.pipeline.core.beam import resolve_running_mode
@@ -118,7 +119,7 @@ def create_pipeline(config, n_classes: int, local_metadata: bool = True,
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs['anomalies'])
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs['examples'], schema=schema_gen.outputs['schema'],
         preprocessing_fn='tfx_tabular.transforms.preprocessing.preprocessing_fn', custom_config=custom_config(config),
         # Nothing reads Transform's own pre/post-transform statistics or its analyzer cache (StatisticsGen has

@@ -98,3 +98,50 @@ def test_in_process_statistics_are_tfx_statistics(tmp_path, monkeypatch):
 def test_statistics_skip_beam_only_where_beam_would_run_in_this_process(args, in_process):
     from tfx_tabular.pipeline.core.beam import runs_in_process
     assert runs_in_process(args) is in_process
+
+
+def _columns_that_stress_histograms(rows: int):
+    """Numeric columns whose quantiles have ties, point masses, infinities, NaN, a single value, huge spreads."""
+    import numpy as np
+    rng = np.random.default_rng(11)
+    columns = {
+        'gauss': rng.normal(3, 2, rows),
+        'pixels': np.where(rng.random(rows) < 0.7, 0, rng.integers(0, 256, rows)).astype(float),
+        'few_values': rng.choice([1.0, 2.0, 2.0, 5.0], rows),
+        'constant': np.full(rows, 7.5),
+        'with_inf': np.where(rng.random(rows) < 0.05, np.inf, rng.normal(0, 1, rows)),
+        'with_neg_inf': np.where(rng.random(rows) < 0.05, -np.inf, rng.exponential(3, rows)),
+        'only_inf': np.where(rng.random(rows) < 0.5, np.inf, -np.inf),
+        'with_nan': np.where(rng.random(rows) < 0.3, np.nan, rng.normal(0, 1e9, rows)),
+        'tiny_spread': 1 + rng.integers(0, 3, rows) * 1e-12,
+        'ints': rng.integers(-5, 6, rows),
+    }
+    columns['one_value'] = np.where(np.arange(rows) == 3, 4.0, np.nan)  # NaN here: a missing value
+    return columns
+
+
+def test_numpy_histograms_equal_tfdv_histograms_to_the_last_bit():
+    import pyarrow as pa
+    from tensorflow_data_validation.statistics import stats_impl, stats_options
+    from tfx_tabular.components.statistics_gen.histograms import numpy_histograms
+    columns = _columns_that_stress_histograms(3000)
+    batches = [pa.RecordBatch.from_arrays(
+        [pa.array([[v] if v == v or name != 'one_value' else None for v in values[start:start + 1000]])
+         for name, values in columns.items()],
+        list(columns)) for start in range(0, 3000, 1000)]
+    for options in (stats_options.StatsOptions(), stats_options.StatsOptions(num_histogram_buckets=7)):
+        outputs = []
+        for numpy_path in (False, True):
+            generators = stats_impl.get_generators(options, in_memory=True)
+            accumulators = [g.create_accumulator() for g in generators]
+            for batch in batches:
+                accumulators = [g.add_input(a, batch) for g, a in zip(generators, accumulators)]
+            if numpy_path:
+                with numpy_histograms():
+                    outputs.append(stats_impl.extract_statistics_output(accumulators, generators))
+            else:
+                outputs.append(stats_impl.extract_statistics_output(accumulators, generators))
+        tfdv_statistics, ours = outputs
+        histograms = [h for f in ours.datasets[0].features for h in f.num_stats.histograms if h.type == 0]
+        assert len(histograms) == len(columns) and sum(len(h.buckets) for h in histograms) > 40
+        assert ours.SerializeToString(deterministic=True) == tfdv_statistics.SerializeToString(deterministic=True)

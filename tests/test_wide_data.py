@@ -83,6 +83,25 @@ def test_analyzers_do_not_grow_with_the_columns():
     assert operations['CacheableCombineAccumulate'] <= 4 * 6, operations
 
 
+def test_linear_source_keys_give_tf_transforms_analyzer_fingerprints():
+    """The Transform executor's `source_keys` (components/transform) fingerprints every analyzer with the raw
+    inputs tf.Transform's own quadratic lookup finds, sparse (blank) inputs included."""
+    from tensorflow_transform import graph_tools
+    from tfx_tabular.components.transform.executor import linear_source_keys
+    features = _wide_features(20)
+    blanks = {n for i, n in enumerate(features) if i % 3 == 0 and features[n]['kind'] != 'crossed'}
+    specs = impl_helper.get_type_specs_from_feature_specs(_spec(features, blanks))
+    graph, inputs, _ = impl_helper.trace_preprocessing_function(
+        lambda x: preprocessing_fn(x, custom_config(_config(features))), specs, use_tf_compat_v1=False)
+    theirs = graph_tools.get_analyzers_fingerprint(graph, inputs)
+    with linear_source_keys():
+        ours = graph_tools.get_analyzers_fingerprint(graph, inputs)
+    assert graph_tools._retrieve_source_keys.__module__ == graph_tools.__name__  # put back  # pylint: disable=protected-access
+    assert ours == theirs and len(theirs) >= 8
+    keys = set().union(*(f.source_keys for f in theirs.values()))
+    assert blanks & keys and len(keys) > 100  # sparse and dense inputs both found
+
+
 # ---- a real tf.Transform run on a wide table --------------------------------------------------------------------
 WIDTH = 60
 ROWS = 40

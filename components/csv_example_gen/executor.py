@@ -17,6 +17,7 @@ hashes to pick a row's split, so every row lands in the split TFX gives it.
 Without the reshuffle, examples keep the CSV's order within each split; the Trainer's shuffle buffer mixes them.
 """
 import csv
+import gzip
 import itertools
 import os
 from typing import Any, Dict, Iterable, Iterator, List
@@ -25,6 +26,9 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 from absl import logging
+from apache_beam.io import tfrecordio
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from tfx import types
 from tfx.components.example_gen import utils, write_split
 from tfx.components.example_gen.csv_example_gen import executor as tfx_csv
@@ -189,14 +193,41 @@ class _CsvToExampleInTwoReads(beam.PTransform):
         return paths | 'ToExamples' >> beam.ParDo(_FileToExamples(columns), column_types)
 
 
+class _GzipWriter(gzip.GzipFile):
+    """A gzip stream over a Beam file handle, closing the handle with it."""
+
+    def __init__(self, raw):
+        super().__init__(fileobj=raw, mode='wb', compresslevel=1, mtime=0)
+        self._raw = raw
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
+class _FastGzipTFRecordSink(tfrecordio._TFRecordSink):  # pylint: disable=protected-access
+    """Beam's TFRecord sink with gzip at level 1. Beam compresses `.gz` at zlib's default level 6: at 1,000 columns
+    2.5 s for the 4,000-row train split (93 MB of examples), against 0.7 s at level 1 for a file 21% larger; gzip
+    readers read either."""
+
+    def __init__(self, file_path_prefix: str):
+        super().__init__(file_path_prefix, beam.coders.BytesCoder(), file_name_suffix='.gz', num_shards=0,
+                         shard_name_template=None, compression_type=CompressionTypes.UNCOMPRESSED)
+
+    def open(self, temp_path):
+        return _GzipWriter(FileSystems.create(temp_path, self.mime_type, CompressionTypes.UNCOMPRESSED))
+
+
 @beam.ptransform_fn
 def _WriteSplit(examples, path: str, reshuffle: bool):  # pylint: disable=invalid-name
     """TFX's WriteSplit (gzipped TFRecords of serialized examples), its reshuffle optional."""
     serialized = examples | 'Serialize' >> beam.ParDo(write_split.MaybeSerialize())
     if reshuffle:
         serialized = serialized | 'Shuffle' >> beam.transforms.Reshuffle()
-    return serialized | 'Write' >> beam.io.WriteToTFRecord(os.path.join(path, write_split.DEFAULT_FILE_NAME),
-                                                           file_name_suffix='.gz')
+    return serialized | 'Write' >> beam.io.Write(
+        _FastGzipTFRecordSink(os.path.join(path, write_split.DEFAULT_FILE_NAME)))
 
 
 class Executor(tfx_csv.Executor):

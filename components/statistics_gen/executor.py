@@ -21,6 +21,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import json_utils
 from tfx_bsl.tfxio import dataset_options
 
+from tfx_tabular.components.statistics_gen.histograms import numpy_histograms
 from tfx_tabular.pipeline.core import storage
 from tfx_tabular.pipeline.core.beam import runs_in_process
 
@@ -36,7 +37,8 @@ def split_statistics(examples: types.Artifact, split: str, options: stats_option
         batch_size=BATCH_SIZE, shuffle=False, num_epochs=1))
     for batch in batches:
         accumulators = [g.add_input(a, batch) for g, a in zip(generators, accumulators)]
-    return stats_impl.extract_statistics_output(accumulators, generators)
+    with numpy_histograms():
+        return stats_impl.extract_statistics_output(accumulators, generators)
 
 
 class Executor(tfx_statistics.Executor):
