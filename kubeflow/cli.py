@@ -106,10 +106,12 @@ def cmd_run_local(args) -> int:
     try:
         spec = read_spec(args.package)
         image = next(iter(spec.deployment_spec['executors'].values()))['container']['image']
+        how = ('a new interpreter' if args.fresh_interpreters
+               else 'a child of one interpreter that imported TensorFlow and TFX once')
         print(f'Running {args.package} (pipeline {spec.pipeline_info.name!r}, {len(spec.root.dag.tasks)} tasks) with '
-              f'kfp\'s local orchestration; each task is a subprocess of {sys.executable}, standing in for {image}.',
+              f'kfp\'s local orchestration; each task is {how} ({sys.executable}), standing in for {image}.',
               flush=True)
-        run = run_local(args.package, args.pipeline_root)
+        run = run_local(args.package, args.pipeline_root, fresh_interpreters=args.fresh_interpreters)
     except RunLocalError as e:
         print(f'tfx-tabular kubeflow run-local: {e}', file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -142,8 +144,9 @@ checks the package and builds the request without contacting any server."""
 RUN_LOCAL_HELP = """\
 Executes a compiled package on this machine with kfp's own local orchestration (kfp.local): the DAG in dependency
 order, each task's executor input built as KFP 2 builds it (artifact URIs under the pipeline root), its outputs read
-from executor_output.json and passed downstream. Each task runs the container's command and args as a subprocess of
-this virtualenv, which stands in for the pipeline image (same code, not the same image). Like open-source KFP 2 it
+from executor_output.json and passed downstream. Each task runs the container's command and args in a process of
+this virtualenv, which stands in for the pipeline image (same code, not the same image): forked from one interpreter
+that imported TensorFlow and TFX once, or with --fresh-interpreters a new interpreter each. Like open-source KFP 2 it
 runs no lifecycle hook. Not exercised: Kubernetes, Argo, KFP's driver and launcher, MLMD and its cache, object
 storage and its credentials. Paths in the package (data, push directory) are used as compiled: compile a config
 with local paths to run it here."""
@@ -189,9 +192,12 @@ def add_commands(subparsers) -> None:
                    help='check the package and build the request, send nothing (no --host needed)')
     s.set_defaults(func=cmd_submit)
 
-    r = sub.add_parser('run-local', help='execute a compiled package here, each task a subprocess (no cluster)',
+    r = sub.add_parser('run-local', help='execute a compiled package here, each task a process of its own (no cluster)',
                        description=RUN_LOCAL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument('--package', required=True, help='a package written by `tfx-tabular kubeflow compile`')
     r.add_argument('--pipeline-root', default='kfp_local_outputs',
                    help='local folder for the artifacts, one subfolder per run (default: ./kfp_local_outputs)')
+    r.add_argument('--fresh-interpreters', action='store_true',
+                   help='start a new Python interpreter per task, as a container does (default: fork each task '
+                        'from one interpreter that imported TensorFlow and TFX once, about 6 s less per task)')
     r.set_defaults(func=cmd_run_local)

@@ -239,6 +239,40 @@ def _inputs_spec_arg(spec_doc, task):
     return component, args[args.index('--json_serialized_inputs_spec_args') + 1]
 
 
+TASK_MODULE = """
+import os, sys
+print('task', __name__, os.getcwd(), sys.argv[1:], sys.stdin.read() == '')
+if sys.argv[1] == 'raise':
+    raise RuntimeError('boom in the task')
+sys.exit(sys.argv[1] if not sys.argv[1].isdigit() else int(sys.argv[1]))
+"""
+
+
+@pytest.mark.pipeline  # the warm interpreter imports TensorFlow and TFX first (seconds)
+def test_warm_interpreter_runs_each_task_as_python_m_would(tmp_path, monkeypatch):
+    """run-local's warm interpreter (kubeflow/warm_interpreter.py): each task a forked child running its module
+    as __main__ with its own arguments, working directory, log and exit code; a failing task leaves it serving."""
+    from tfx_tabular.kubeflow.run_local import _WarmInterpreter, python_module_command
+    (tmp_path / 'task_module.py').write_text(TASK_MODULE)
+    monkeypatch.setenv('PYTHONPATH', str(tmp_path))
+    warm = _WarmInterpreter(str(tmp_path / 'warm.log'))
+    try:
+        logs = {}
+        for i, (arg, code) in enumerate([('0', 0), ('3', 3), ('raise', 1), ('bad input: says why', 1), ('0', 0)]):
+            (tmp_path / f'task{i}').mkdir()
+            logs[arg] = str(tmp_path / f'task{i}' / 'task.log')
+            module, args = python_module_command([sys.executable, '-m', 'task_module', arg])
+            assert warm.run(module, args, cwd=str(tmp_path / f'task{i}'), log=logs[arg]) == code, arg
+            with open(logs[arg]) as f:
+                log = f.read()
+            assert f"task __main__ {tmp_path / f'task{i}'} ['{arg}'] True" in log, log
+        assert 'RuntimeError: boom in the task' in open(logs['raise']).read()
+        assert open(logs['bad input: says why']).read().endswith('bad input: says why\n')
+    finally:
+        warm.close()
+    assert python_module_command(['/usr/bin/env', 'python', '-m', 'x']) is None
+
+
 def test_entrypoint_restores_the_input_types_open_source_kfp_leaves_out(compiled):
     """The driver reads an upstream output back from MLMD: name = its MLMD id, metadata = what the producer wrote
     plus display_name and store_session_info, type = `instanceSchema: ""` (metadata/client.go at 2.5.0)."""

@@ -56,9 +56,9 @@ def _write_package(path, spec):
     return str(path)
 
 
-def _run_local(package, root):
+def _run_local(package, root, *flags):
     """`run-local` on `package`; the result, the tasks in the order they ran ({name: ok}) and the run folder."""
-    result = _tfx_tabular('kubeflow', 'run-local', '--package', package, '--pipeline-root', str(root))
+    result = _tfx_tabular('kubeflow', 'run-local', '--package', package, '--pipeline-root', str(root), *flags)
     progress = {name: status == 'ok' for _, _, name, status in PROGRESS.findall(result.stdout)}
     runs = os.listdir(root) if os.path.isdir(root) else []
     return SimpleNamespace(result=result, tasks=progress, run_dir=os.path.join(root, runs[0]) if len(runs) == 1
@@ -196,11 +196,12 @@ def test_pushed_model_answers_classify_on_serve(several, tmp_path):
 # ---- failures: named, with the log's last lines ------------------------------------------------------------
 
 def test_a_failing_task_is_named_with_its_last_log_lines(several, tmp_path):
+    """Run with a new interpreter per task, as a container starts (the other runs fork from a warm one)."""
     spec = _docs(several.package)[0]
     (tmp_path / 'empty').mkdir()
     spec['root']['dag']['tasks']['CsvExampleGen']['inputs']['parameters']['input_base'] = {
         'runtimeValue': {'constant': str(tmp_path / 'empty')}}
-    run = _run_local(_write_package(tmp_path / 'no_data.yaml', spec), tmp_path / 'root')
+    run = _run_local(_write_package(tmp_path / 'no_data.yaml', spec), tmp_path / 'root', '--fresh-interpreters')
     assert run.result.returncode == 1
     first, *tail = run.result.stderr.splitlines()
     log = os.path.join(run.run_dir, 'CsvExampleGen', 'task.log')
