@@ -3,6 +3,7 @@
 Labels need both sides of the transform: the raw value a person recognises (`Paris`) and the id the model saw
 (hash bucket 17). Reading both from the same examples ties every label to what the transform really did.
 """
+import functools
 import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Union
@@ -55,12 +56,14 @@ def _plain(value) -> RawValue:
     return value.decode('utf-8', errors='replace') if isinstance(value, bytes) else value
 
 
+@functools.lru_cache(maxsize=2)
 def parse_and_transform(tft_output: tft.TFTransformOutput):
     """serialized raw tf.Examples -> (parsed raw features, transformed features), as one tf.Function.
 
     Called eagerly, the transform layer's function first fails to bind its inputs to its structured signature and
     formats every input tensor into the error it then discards: seconds per batch on a wide CSV. Traced once
-    here, that happens on symbolic tensors."""
+    here, that happens on symbolic tensors. One function per transform output, shared by both splits and the
+    probe: loading the transform graph and tracing the parse take seconds on a wide CSV."""
     layer = tft_output.transform_features_layer()
     spec = tft_output.raw_feature_spec()
 
