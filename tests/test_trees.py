@@ -285,3 +285,17 @@ def test_init_writes_trees_a_dnn_and_a_linear_model_that_run_accepts(tmp_path):
     assert summary['selected_model'] in ('trees', 'dnn', 'linear') and 'one standard error' in summary['selection']
     assert summary['pushed'] and summary['floor']['accuracy'] == pytest.approx(summary['floor']['rate'] + 0.01)
     assert 'trees' in summary['feature_importances']
+
+
+def test_trees_train_on_one_thread_on_two_cores_unless_configured(monkeypatch):
+    """YDF's thread pool made training 2-12x slower on 2 cores (docs/models.md): one thread there, the config's
+    `trees.num_threads` when set, YDF's own choice on bigger machines."""
+    from tfx_tabular.components.trainer.trees import training
+    from tfx_tabular.pipeline.core.config import TreesConfig
+    monkeypatch.setattr(training.os, 'cpu_count', lambda: 2)
+    assert training.training_threads(None) == 1 and training.training_threads(4) == 4
+    monkeypatch.setattr(training.os, 'cpu_count', lambda: 16)
+    assert training.training_threads(None) is None and training.training_threads(3) == 3
+    assert TreesConfig().num_threads is None
+    with pytest.raises(ValueError):
+        TreesConfig(num_threads=0)

@@ -15,7 +15,7 @@ the exported model has the same three signatures as every kind. It also writes, 
 """
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -54,6 +54,16 @@ def read_split(fn_args, files: List[str], tf_transform_output, features: Dict, l
     return {k: np.concatenate(v) for k, v in columns.items()}, y if label.type == 'multilabel' else y.reshape(-1)
 
 
+def training_threads(configured: Optional[int]) -> Optional[int]:
+    """YDF's training threads: the config's; else one on a machine of up to two cores, where YDF's thread pool
+    costs more than it gives (measured here, 300 trees: 480 rows x 300 columns 31 s on two threads against 2.5 s on
+    one, 5,000 x 50 8.2 s against 3.5 s, 4,000 x 10 1.9 s against 0.7 s; the same trees either way); else None,
+    YDF's own choice."""
+    if configured:
+        return configured
+    return 1 if (os.cpu_count() or 1) <= 2 else None
+
+
 def _learner(features: Dict, trees: Dict, seed: int):
     import ydf
     return ydf.GradientBoostedTreesLearner(
@@ -64,7 +74,8 @@ def _learner(features: Dict, trees: Dict, seed: int):
         min_examples=trees['min_examples'], subsample=trees['subsample'],
         l2_regularization=trees['l2_regularization'],
         early_stopping='LOSS_INCREASE' if trees['early_stopping'] else 'NONE', validation_ratio=0.0,
-        categorical_algorithm=trees['categorical_algorithm'], random_seed=seed)
+        categorical_algorithm=trees['categorical_algorithm'], random_seed=seed,
+        num_threads=training_threads(trees.get('num_threads')))
 
 
 def _fit(learner, x, y, valid_x, valid_y):
