@@ -188,15 +188,6 @@ class VenvTaskHandler(task_handler_interface.ITaskHandler):
 
 
 @contextlib.contextmanager
-def _closing(warm: Optional[_WarmInterpreter]):
-    try:
-        yield
-    finally:
-        if warm:
-            warm.close()
-
-
-@contextlib.contextmanager
 def _handled_by(progress: _Progress):
     """kfp 2.13 picks the handler class from a map it builds inside `task_dispatcher` on each task, keyed by the
     runner's type, so its only seam is the module attribute for the SubprocessRunner's handler."""
@@ -238,7 +229,8 @@ def run_local(package: str, pipeline_root: str, out: Optional[TextIO] = None,
     progress = _Progress(out or sys.stdout, list(spec.root.dag.tasks), warm)
     # kfp.local logs each task (inputs, outputs) to stdout; that goes to a file, the terminal gets the progress.
     with open(os.path.join(run_dir, 'kfp_local.log'), 'w', encoding='utf-8') as kfp_log, \
-            contextlib.redirect_stdout(kfp_log), _handled_by(progress), _closing(warm):
+            contextlib.redirect_stdout(kfp_log), _handled_by(progress), \
+            (contextlib.closing(warm) if warm else contextlib.nullcontext()):
         try:
             dag_orchestrator.run_dag(
                 pipeline_resource_name=resource_name, dag_component_spec=spec.root, executors=executors,

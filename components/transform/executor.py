@@ -3,12 +3,12 @@
 tf.Transform fingerprints every analyzer by the raw inputs it reads, when it builds the analysis and again when it
 checks the final trace against it (`graph_tools.get_analyzers_fingerprint`). Its `_retrieve_source_keys` looks
 each raw input up in a list of the analyzer's sources: inputs x sources comparisons per analyzer, and every
-analyzer of the numeric block reads every numeric column (transforms/preprocessing.py): 4 s of Transform at 1,000
-columns (bench/width.py). `source_keys` returns the same set with one set lookup per input. It is in place while
+analyzer of the numeric block reads every numeric column (transforms/preprocessing.py): 1.5 to 1.8 s per
+fingerprint at 1,000 columns (bench/width.py), 0.4 s with `source_keys`. `source_keys` returns the same set with one set lookup per input. It is in place while
 the executor runs, in this process: Beam's in-process runner included, not Beam worker processes.
 """
-import contextlib
 from typing import Any, Dict, Iterable, List, Mapping, Set
+from unittest import mock
 
 from tensorflow_transform import graph_tools, tf_utils
 from tfx import types
@@ -24,14 +24,9 @@ def source_keys(sourced_tensors: Iterable, structured_inputs: Mapping[str, Any])
                    for component in graph_tools._decompose_tensor_or_op(value))}  # pylint: disable=protected-access
 
 
-@contextlib.contextmanager
 def linear_source_keys():
-    original = graph_tools._retrieve_source_keys  # pylint: disable=protected-access
-    graph_tools._retrieve_source_keys = source_keys  # pylint: disable=protected-access
-    try:
-        yield
-    finally:
-        graph_tools._retrieve_source_keys = original  # pylint: disable=protected-access
+    """A context in which tf.Transform fingerprints analyzers with `source_keys`."""
+    return mock.patch.object(graph_tools, '_retrieve_source_keys', source_keys)
 
 
 class Executor(tfx_transform.Executor):

@@ -75,7 +75,7 @@ def _learner(features: Dict, trees: Dict, seed: int):
         l2_regularization=trees['l2_regularization'],
         early_stopping='LOSS_INCREASE' if trees['early_stopping'] else 'NONE', validation_ratio=0.0,
         categorical_algorithm=trees['categorical_algorithm'], random_seed=seed,
-        num_threads=training_threads(trees.get('num_threads')))
+        num_threads=training_threads(trees['num_threads']))
 
 
 def _fit(learner, x, y, valid_x, valid_y):
