@@ -209,3 +209,69 @@ def test_walking_every_output_is_linear_in_the_width(wide):
         if len(seen & inputs) > 3:  # more than one column's input (a sparse one is indices, values, shape)
             assert len(seen & inputs) >= 3 * WIDTH, tensor.name  # only the numeric block reads many columns
     assert walked < 2 * len(graph.get_operations())
+
+
+def test_one_trace_answers_tf_transforms_inspections():
+    """The Transform executor's `InspectionTrace`: TFX's three inspections of `preprocessing_fn` give tf.Transform's
+    own answers from one trace; the analysis build, which empties the trace's analyzer collection, comes last and
+    a later inspection traces again."""
+    import tensorflow_transform.beam as tft_beam
+    from unittest import mock
+    from tensorflow_transform.beam import analysis_graph_builder
+    from tensorflow_transform.beam.analyzer_cache import DatasetKey
+    from tfx_tabular.components.transform.executor import InspectionTrace
+    features = _wide_features(3)
+    specs = impl_helper.get_type_specs_from_feature_specs(_spec(features, blanks={'c_1', 'z_score_2'}))
+    fn = lambda x: preprocessing_fn(x, custom_config(_config(features)))  # noqa: E731
+    keys = [DatasetKey('train')]
+
+    def inspections():
+        return (sorted(tft.get_analyze_input_columns(fn, specs)), sorted(tft.get_transform_input_columns(fn, specs)),
+                analysis_graph_builder.get_analysis_cache_entry_keys(fn, specs, keys, False),
+                sorted(tft.get_analyze_input_columns(fn, specs)))
+    theirs = inspections()
+    traces = mock.Mock(wraps=impl_helper.trace_preprocessing_function)
+    with mock.patch.object(impl_helper, 'trace_preprocessing_function', traces), InspectionTrace().patches():
+        ours = inspections()
+    assert tft.get_analyze_input_columns.__module__.startswith('tensorflow_transform')  # put back
+    assert ours == theirs and len(theirs[2]) >= 8 and 'c_1' in theirs[0] and 'h_0' not in theirs[0]
+    assert set(theirs[0]) < set(theirs[1])  # hashed columns: transformed, not analyzed
+    assert traces.call_count == 2  # the first three inspections, then the one after the build
+    assert tft_beam.analysis_graph_builder is analysis_graph_builder
+
+
+def test_a_split_read_twice_in_this_process_is_decoded_once(tmp_path):
+    """Transform's executor in this process: the same files with the same projected schema read and decoded once,
+    whatever the labels; another projection reads again; record batches of DECODE_BATCH_SIZE examples."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.proto import example_gen_pb2
+    from tfx_bsl.tfxio import tf_example_record
+    from tfx_tabular.components.transform.executor import DECODE_BATCH_SIZE, TransformProcessor, decode_once
+    path = str(tmp_path / 'examples.tfrecord')
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(2500):
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                'a': tf.train.Feature(float_list=tf.train.FloatList(value=[i])),
+                'b': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'x%d' % (i % 7)]))})).SerializeToString())
+    schema = schema_pb2.Schema()
+    schema.feature.add(name='a', type=schema_pb2.FLOAT)
+    schema.feature.add(name='b', type=schema_pb2.BYTES)
+    batch_size = TransformProcessor()._GetDesiredBatchSize(example_gen_pb2.FORMAT_TF_EXAMPLE, schema)  # pylint: disable=protected-access
+    assert batch_size == DECODE_BATCH_SIZE
+    rows = lambda batches: [(b.num_rows, b.schema.names) for b in batches]  # noqa: E731
+    with decode_once(), beam.Pipeline(options=PipelineOptions(['--direct_running_mode=in_memory'])) as pipeline:
+        first = pipeline | 'Analyze' >> tf_example_record.TFExampleRecord(path, schema=schema).BeamSource(batch_size)
+        again = pipeline | 'Transform' >> tf_example_record.TFExampleRecord(path, schema=schema).BeamSource(batch_size)
+        only_a = pipeline | 'Other' >> tf_example_record.TFExampleRecord(path, schema=schema).Project(['a']).BeamSource(
+            batch_size)
+        assert again is first and only_a is not first
+        expected = [(1000, ['a', 'b']), (1000, ['a', 'b']), (500, ['a', 'b'])]
+        assert_that(first | 'Rows' >> beam.combiners.ToList() | beam.Map(lambda b: sorted(rows(b))),
+                    equal_to([sorted(expected)]))
+    decodes = [t for t in pipeline.to_runner_api().components.transforms.values()
+               if t.unique_name.endswith('/Decode')]
+    assert len(decodes) == 2
+    assert tf_example_record.TFExampleRecord.BeamSource.__qualname__ == 'RecordBasedTFXIO.BeamSource'  # put back
