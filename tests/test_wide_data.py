@@ -275,3 +275,35 @@ def test_a_split_read_twice_in_this_process_is_decoded_once(tmp_path):
                if t.unique_name.endswith('/Decode')]
     assert len(decodes) == 2
     assert tf_example_record.TFExampleRecord.BeamSource.__qualname__ == 'RecordBasedTFXIO.BeamSource'  # put back
+
+
+def test_the_transform_steps_of_two_splits_load_the_graph_once(tmp_path):
+    """The Transform executor's `one_loaded_transform_graph`: tf.Transform's TransformDataset on two splits, in this
+    process, loads the transform graph once and gives each split its own rows."""
+    import apache_beam as beam
+    import tensorflow_transform.beam as tft_beam
+    from unittest import mock
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+    from tensorflow_transform.beam import impl as tft_impl
+    from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+    from tfx_tabular.components.transform.executor import one_loaded_transform_graph
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
+        {'x': tf.io.FixedLenFeature([], tf.float32)}))
+    loads = mock.Mock(wraps=tft_impl._RunMetaGraphDoFn._make_graph_state)  # pylint: disable=protected-access
+
+    def centred(inputs):
+        return {'y': inputs['x'] - tft.mean(inputs['x'])}
+    with mock.patch.object(tft_impl._RunMetaGraphDoFn, '_make_graph_state',  # pylint: disable=protected-access
+                           lambda self, *args: loads(self, *args)):
+        with one_loaded_transform_graph(), tft_beam.Context(temp_dir=str(tmp_path)), beam.Pipeline(
+                options=PipelineOptions(['--direct_running_mode=in_memory'])) as pipeline:
+            train = pipeline | 'Train' >> beam.Create([{'x': 1.0}, {'x': 3.0}])
+            evaluation = pipeline | 'Eval' >> beam.Create([{'x': 10.0}])
+            transform_fn = (train, metadata) | tft_beam.AnalyzeDataset(centred)
+            (train_out, _) = ((train, metadata), transform_fn) | 'TransformTrain' >> tft_beam.TransformDataset()
+            (eval_out, _) = ((evaluation, metadata), transform_fn) | 'TransformEval' >> tft_beam.TransformDataset()
+            assert_that(train_out, equal_to([{'y': -1.0}, {'y': 1.0}]), label='train')
+            assert_that(eval_out, equal_to([{'y': 8.0}]), label='eval')
+    final = {call.args[1] for call in loads.call_args_list}
+    assert loads.call_count == 2 and len(final) == 2  # the analysis phase's graph, then the transform graph once
