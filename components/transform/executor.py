@@ -26,8 +26,8 @@ from unittest import mock
 
 import apache_beam as beam
 import tensorflow_transform as tft
-from tensorflow_transform import graph_tools, impl_helper, tf_utils
 from apache_beam.utils import shared
+from tensorflow_transform import graph_tools, impl_helper, tf_utils
 from tensorflow_transform.beam import analysis_graph_builder
 from tensorflow_transform.beam import impl as tft_impl
 from tfx import types
